@@ -1,0 +1,293 @@
+"""From an Airflow connection to a validated Norce configuration, URLs included.
+
+Everything that can be wrong with a connection is found here, before a single request is sent, and
+reported with the connection id and the field to fix. URL derivation follows
+``shared/reference/norce-api.md``:
+
+* Norce Commerce: ``https://{client}.api-{region}[.{environment}].norce.tech`` (production has no
+  environment label); token at ``/identity/1.0/connect/token``; services at ``/commerce/{service}/{version}/``.
+* Norce [Storm] (legacy): token at ``https://identity.storm.io/1.0/connect/token`` whatever the environment
+  (the scope picks it); Connect and Query on hosts of their own.
+
+Facts the reference marks as inferred (the ``prod`` scope spelling, Storm's production Connect host)
+are overridable through the connection extras ``scope``, ``token_url`` and ``base_url``.
+"""
+
+from __future__ import annotations
+
+import ipaddress
+import re
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit
+
+from airflow_provider_norce.exceptions import NorceConnectionConfigError
+
+if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+PLATFORMS = ("commerce", "storm")
+ENVIRONMENTS = ("production", "stage", "playground")
+TOKEN_CACHES = ("process", "machine")
+
+#: Scopes by platform and environment, as the Norce page states them ("lab" for Storm's non-production).
+DEFAULT_SCOPES: dict[str, dict[str, str]] = {
+    "commerce": {"production": "production", "stage": "stage", "playground": "playground"},
+    "storm": {"production": "production", "stage": "lab", "playground": "lab"},
+}
+#: Other spellings seen in Norce's material, named by an ``invalid_scope`` error so a user knows what to try.
+SCOPE_ALTERNATIVES: dict[str, tuple[str, ...]] = {
+    "production": ("prod",),
+    "prod": ("production",),
+    "stage": ("lab",),
+    "playground": ("lab",),
+    "lab": ("playground", "stage", "qa"),
+    "qa": ("lab",),
+}
+
+STORM_TOKEN_URL = "https://identity.storm.io/1.0/connect/token"
+#: Storm's API hosts. Connect on lab and Query are documented; Connect's production host is inferred.
+STORM_SERVICE_URLS: dict[str, dict[str, str]] = {
+    "connect": {
+        "production": "https://connect.storm.io/4.0/api/",
+        "stage": "https://connect.lab.storm.io/4.0/api/",
+        "playground": "https://connect.lab.storm.io/4.0/api/",
+    },
+    "query": {env: "https://query.storm.io/Query/2.0/" for env in ENVIRONMENTS},
+}
+#: Service versions a pipeline uses on Norce Commerce (``/commerce/{service}/{version}/``).
+SERVICE_VERSIONS: dict[str, str] = {
+    "connect": "4.0",
+    "query": "2.0",
+    "metadata": "1.1",
+    "customer": "1.1",
+    "order": "1.1",
+    "product": "1.1",
+    "shopping": "1.1",
+}
+
+DEFAULT_REGION = "se"
+DEFAULT_TIMEOUT = 60.0
+DEFAULT_MAX_ATTEMPTS = 6
+DEFAULT_MAX_RETRY_WAIT = 300.0
+
+_CLIENT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
+_REGION = re.compile(r"^[a-z0-9]{1,16}$")
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off"}
+
+
+def is_loopback(host: str | None) -> bool:
+    """Whether ``host`` is this machine, the only place plain ``http`` is allowed (local testing)."""
+    if not host:
+        return False
+    if host.lower() == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(host.strip("[]")).is_loopback
+    except ValueError:
+        return False
+
+
+def commerce_base_url(client_name: str, region: str, environment: str) -> str:
+    """``https://{client}.api-{region}[.{environment}].norce.tech``; production has no environment label."""
+    label = "" if environment == "production" else f".{environment}"
+    return f"https://{client_name}.api-{region}{label}.norce.tech"
+
+
+@dataclass(frozen=True)
+class NorceConnectionConfig:
+    """A Norce tenant as one Airflow connection describes it; the secret never shows in its repr."""
+
+    conn_id: str
+    client_id: str
+    client_secret: str = field(repr=False)
+    platform: str
+    environment: str
+    region: str
+    scope: str
+    token_url: str
+    base_url: str
+    application_id: int | None
+    timeout: float = DEFAULT_TIMEOUT
+    verify: bool | str = True
+    max_attempts: int = DEFAULT_MAX_ATTEMPTS
+    max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT
+    token_cache: str = "machine"
+    proxies: Mapping[str, str] | None = None
+    #: "storm" when Storm's own per-service hosts apply; "commerce" for ``/commerce/{service}/{version}/``.
+    layout: str = "commerce"
+
+    @property
+    def api_hosts(self) -> frozenset[str]:
+        """The ``scheme://host[:port]`` origins that may receive the bearer token, and no others."""
+        origins = {_origin(self.base_url)}
+        if self.layout == "storm":
+            origins.update(_origin(urls[self.environment]) for urls in STORM_SERVICE_URLS.values())
+        return frozenset(origins)
+
+    def service_url(self, service: str) -> str:
+        """Absolute URL prefix (ending in ``/``) of a Norce service such as ``connect`` or ``query``."""
+        if self.layout == "storm" and service in STORM_SERVICE_URLS:
+            return STORM_SERVICE_URLS[service][self.environment]
+        try:
+            version = SERVICE_VERSIONS[service]
+        except KeyError:
+            known = ", ".join(sorted(SERVICE_VERSIONS))
+            raise ValueError(f"unknown Norce service {service!r}; known: {known}") from None
+        return f"{self.base_url}/commerce/{service}/{version}/"
+
+    @classmethod
+    def from_connection(cls, conn: Any, conn_id: str | None = None) -> NorceConnectionConfig:
+        """Validate an Airflow ``Connection`` (or anything with its attributes) into a config."""
+        conn_id = conn_id or getattr(conn, "conn_id", None) or "norce_default"
+        extra = _extras(conn, conn_id)
+
+        def fail(field_name: str, problem: str) -> NorceConnectionConfigError:
+            return NorceConnectionConfigError(conn_id, field_name, problem)
+
+        client_id = (conn.login or "").strip()
+        if not client_id:
+            raise fail(
+                "login", "no client id; put the OAuth2 Client ID from Norce Admin (Settings > Users > OAUTH)"
+            )
+        client_secret = conn.password or ""
+        if not client_secret:
+            raise fail(
+                "password", "no client secret; put the OAuth2 Client Secret shown when the user was created"
+            )
+
+        platform = _choice(extra, "platform", "commerce", PLATFORMS, fail)
+        environment = _choice(extra, "environment", "production", ENVIRONMENTS, fail)
+        region = str(extra.get("region") or DEFAULT_REGION).strip().lower()
+        if not _REGION.match(region):
+            raise fail("region", f"{region!r} is not a region label such as 'se'")
+
+        host = (conn.host or "").strip()
+        base_url_extra = str(extra.get("base_url") or "").strip()
+        layout = "commerce"
+        if base_url_extra:
+            base_url = _checked_url(base_url_extra, "base_url", fail)
+        elif "://" in host:
+            base_url = _checked_url(host, "host", fail)
+        elif platform == "storm":
+            layout = "storm"
+            base_url = _origin(STORM_SERVICE_URLS["connect"][environment])
+        elif not host:
+            raise fail("host", "no client name; put the client name of https://{client}.api-se.norce.tech")
+        elif not _CLIENT_NAME.match(host.lower()):
+            raise fail("host", f"{host!r} is neither a client name (a DNS label) nor a URL")
+        else:
+            base_url = commerce_base_url(host.lower(), region, environment)
+
+        token_url_extra = str(extra.get("token_url") or "").strip()
+        if token_url_extra:
+            token_url = _checked_url(token_url_extra, "token_url", fail, keep_path=True)
+        elif platform == "storm":
+            token_url = STORM_TOKEN_URL
+        else:
+            token_url = f"{base_url}/identity/1.0/connect/token"
+
+        scope = str(extra.get("scope") or DEFAULT_SCOPES[platform][environment]).strip()
+
+        application_id: int | None = None
+        raw_app = extra.get("application_id")
+        if raw_app not in (None, ""):
+            text = str(raw_app).strip()
+            if not text.isdigit():
+                raise fail("application_id", f"{raw_app!r} is not numeric; Norce application ids are numbers")
+            application_id = int(text)
+
+        token_cache = _choice(extra, "token_cache", "machine", TOKEN_CACHES, fail)
+        proxies = extra.get("proxies")
+        if proxies is not None and not isinstance(proxies, dict):
+            raise fail("proxies", 'must be a JSON object such as {"https": "http://proxy:3128"}')
+
+        return cls(
+            conn_id=conn_id,
+            client_id=client_id,
+            client_secret=client_secret,
+            platform=platform,
+            environment=environment,
+            region=region,
+            scope=scope,
+            token_url=token_url,
+            base_url=base_url,
+            application_id=application_id,
+            timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, fail, positive=True),
+            verify=_verify(extra, fail),
+            max_attempts=int(_number(extra, "max_attempts", DEFAULT_MAX_ATTEMPTS, fail, positive=True)),
+            max_retry_wait=_number(extra, "max_retry_wait", DEFAULT_MAX_RETRY_WAIT, fail),
+            token_cache=token_cache,
+            proxies=proxies,
+            layout=layout,
+        )
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _extras(conn: Any, conn_id: str) -> dict[str, Any]:
+    """Extras as a dict, accepting the legacy ``extra__norce__<field>`` prefixed keys too."""
+    try:
+        raw = conn.extra_dejson
+    except Exception as err:  # Airflow logs and swallows bad JSON in some versions; be explicit instead
+        raise NorceConnectionConfigError(conn_id, "extra", f"not valid JSON ({err})") from None
+    if not isinstance(raw, dict):
+        raise NorceConnectionConfigError(conn_id, "extra", "must be a JSON object")
+    prefix = "extra__norce__"
+    return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in raw.items()}
+
+
+def _choice(extra: Mapping[str, Any], name: str, default: str, allowed: tuple[str, ...], fail: Any) -> str:
+    value = str(extra.get(name) or default).strip().lower()
+    if value not in allowed:
+        raise fail(name, f"{value!r} is not one of {', '.join(allowed)}")
+    return value
+
+
+def _number(extra: Mapping[str, Any], name: str, default: float, fail: Any, positive: bool = False) -> float:
+    raw = extra.get(name)
+    if raw in (None, ""):
+        return float(default)
+    try:
+        value = float(raw)
+    except (TypeError, ValueError):
+        raise fail(name, f"{raw!r} is not a number") from None
+    if value < 0 or (positive and value == 0):
+        raise fail(name, f"{raw!r} must be {'greater than' if positive else 'at least'} 0")
+    return value
+
+
+def _verify(extra: Mapping[str, Any], fail: Any) -> bool | str:
+    raw = extra.get("verify", True)
+    if isinstance(raw, bool):
+        return raw
+    text = str(raw).strip()
+    if text.lower() in _TRUE:
+        return True
+    if text.lower() in _FALSE:
+        return False
+    if text:
+        return text  # a CA bundle path, as requests takes it
+    raise fail("verify", "empty; use true, false or the path of a CA bundle")
+
+
+def _checked_url(url: str, field_name: str, fail: Any, keep_path: bool = False) -> str:
+    """An absolute URL that is https, or http to loopback only."""
+    parts = urlsplit(url)
+    if parts.scheme not in ("https", "http") or not parts.hostname:
+        raise fail(field_name, f"{url!r} is not an absolute http(s) URL")
+    if parts.username or parts.password:
+        raise fail(field_name, "must not carry credentials; use the login and password fields")
+    if parts.scheme == "http" and not is_loopback(parts.hostname):
+        raise fail(
+            field_name,
+            f"plain http to {parts.hostname!r} would send the client secret unencrypted; "
+            "use https (http is allowed only to 127.0.0.1, ::1 or localhost for local testing)",
+        )
+    if keep_path:
+        return url
+    return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")

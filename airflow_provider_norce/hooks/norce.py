@@ -1,0 +1,502 @@
+"""``NorceHook``: authenticated, rate-limit-aware calls to Norce Commerce from Airflow.
+
+Data flows one way: Connection -> :class:`~airflow_provider_norce.connection.NorceConnectionConfig`
+-> token (:mod:`~airflow_provider_norce.token_cache`) -> request -> retry
+(:mod:`~airflow_provider_norce.retry`) -> response. The hook owns all I/O; operators compose its calls.
+
+Nothing happens in ``__init__``: the DAG processor builds hooks while parsing, so the connection is
+read on first use and no request is sent before a method asks for one.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from functools import cached_property
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urljoin, urlsplit
+
+import requests
+from airflow.providers.common.compat.sdk import BaseHook
+from requests.auth import AuthBase
+
+from airflow_provider_norce.connection import NorceConnectionConfig
+from airflow_provider_norce.exceptions import NorceAPIError, NorceAuthError, NorceError, excerpt
+from airflow_provider_norce.retry import IDEMPOTENT_METHODS, RetryPolicy, api_error
+from airflow_provider_norce.token_cache import (
+    PROCESS_TOKEN_CACHE,
+    NoteRateLimited,
+    Reserve,
+    SharedTokenStore,
+    Token,
+    TokenCache,
+    token_from_response,
+    token_key,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+log = logging.getLogger(__name__)
+
+#: The cheap authenticated call ``test_connection`` makes (Norce's Postman examples use it).
+TEST_ENDPOINT = "commerce/metadata/1.1/GetApplication"
+OAUTH_ERRORS_NEEDING_A_HUMAN = {
+    "invalid_client": "the client id or secret is wrong, or the OAuth user was removed in Norce Admin",
+    "unauthorized_client": "the OAuth user may not use the client-credentials grant",
+    "invalid_scope": "the scope is not one this OAuth user may ask for",
+    "invalid_request": "the token request was malformed",
+    "unsupported_grant_type": "the token endpoint does not accept client_credentials",
+}
+
+
+class NorceHook(BaseHook):
+    """Calls Norce Commerce APIs with a cached OAuth2 client-credentials token.
+
+    :param norce_conn_id: the Airflow connection (type ``norce``) holding client id, secret and tenant.
+    :param timeout: seconds per request; overrides the connection's ``timeout`` extra.
+    :param max_attempts: attempts per request, retries included; overrides ``max_attempts``.
+    :param max_retry_wait: seconds a request may spend waiting between retries in all; overrides
+        ``max_retry_wait``. A wait that would overrun it is not started.
+    :param token_cache: the process cache to use (tests inject one with a fake clock).
+    :param shared_store: a token store shared beyond this process; by default chosen from the
+        connection's ``token_cache`` extra.
+    """
+
+    conn_name_attr = "norce_conn_id"
+    default_conn_name = "norce_default"
+    conn_type = "norce"
+    hook_name = "Norce Commerce"
+
+    def __init__(
+        self,
+        norce_conn_id: str = default_conn_name,
+        *,
+        timeout: float | None = None,
+        max_attempts: int | None = None,
+        max_retry_wait: float | None = None,
+        token_cache: TokenCache | None = None,
+        shared_store: SharedTokenStore | None = None,
+        sleep: Callable[[float], None] = time.sleep,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.norce_conn_id = norce_conn_id
+        self.timeout = timeout
+        self.max_attempts = max_attempts
+        self.max_retry_wait = max_retry_wait
+        self.token_cache = token_cache or PROCESS_TOKEN_CACHE
+        self._shared_store = shared_store
+        self._sleep = sleep
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(norce_conn_id={self.norce_conn_id!r})"
+
+    # -- configuration ---------------------------------------------------------------------------
+
+    @cached_property
+    def config(self) -> NorceConnectionConfig:
+        """The validated connection; read once, on first use."""
+        conn = self.get_connection(self.norce_conn_id)
+        config = NorceConnectionConfig.from_connection(conn, self.norce_conn_id)
+        _mask(config.client_secret)
+        return config
+
+    @cached_property
+    def retry_policy(self) -> RetryPolicy:
+        config = self.config
+        return RetryPolicy(
+            max_attempts=self.max_attempts if self.max_attempts is not None else config.max_attempts,
+            max_wait=self.max_retry_wait if self.max_retry_wait is not None else config.max_retry_wait,
+        )
+
+    @property
+    def request_timeout(self) -> float:
+        return self.timeout if self.timeout is not None else self.config.timeout
+
+    @cached_property
+    def shared_store(self) -> SharedTokenStore | None:
+        """Where tokens are shared beyond this process, per the connection's ``token_cache`` extra."""
+        if self._shared_store is not None:
+            return self._shared_store
+        from airflow_provider_norce.token_store import store_for
+
+        return store_for(self.config.token_cache)
+
+    def service_url(self, service: str) -> str:
+        """Absolute URL prefix of a Norce service (``connect``, ``query``, ``metadata`` ...)."""
+        return self.config.service_url(service)
+
+    # -- tokens ----------------------------------------------------------------------------------
+
+    @property
+    def _token_key(self) -> str:
+        c = self.config
+        return token_key(c.token_url, c.client_id, c.scope, c.client_secret)
+
+    def get_access_token(self) -> str:
+        """A valid bearer token, from the cache when one is fresh."""
+        return self._token().access_token
+
+    def _token(self, force: bool = False) -> Token:
+        return self.token_cache.get(self._token_key, self._fetch_token, self.shared_store, force=force)
+
+    def _fetch_token(self, reserve: Reserve, note_rate_limited: NoteRateLimited) -> Token:
+        """One token from Norce, exactly as its page shows: a form-encoded POST, credentials in the body."""
+        config = self.config
+        policy = self.retry_policy.for_token_endpoint()
+        waited = 0.0
+
+        def attempt() -> Token:
+            nonlocal waited
+            wait = reserve(max(0.0, policy.max_wait - waited))
+            if wait is None:
+                raise NorceAPIError(
+                    f"Norce connection {config.conn_id!r}: no token request slot within the retry budget "
+                    f"({policy.max_wait:.0f} s); Norce admits 3 token requests a minute per IP address",
+                    status_code=429,
+                )
+            if wait > 0:
+                log.warning("Norce token request limit: waiting %.1f s for a free slot", wait)
+                self._sleep(wait)
+                waited += wait
+            try:
+                response = self.get_conn().post(
+                    config.token_url,
+                    data={
+                        "grant_type": "client_credentials",
+                        "client_id": config.client_id,
+                        "client_secret": config.client_secret,
+                        "scope": config.scope,
+                    },
+                    headers={"Accept": "application/json", "ApplicationId": None},
+                    auth=_NoAuth(),
+                    timeout=self.request_timeout,
+                    allow_redirects=False,
+                )
+            except requests.RequestException as err:
+                raise _transport_error("POST", config.token_url, err, idempotent=True) from None
+            if response.status_code == 429:
+                error = api_error("POST", config.token_url, 429, response.headers.get("Retry-After"), None)
+                note_rate_limited(error.retry_after)
+                raise error
+            if response.status_code >= 500:
+                error = api_error("POST", config.token_url, response.status_code, None, response.content)
+                error.retryable = True  # a token request changes nothing: repeating it is safe
+                raise error
+            if response.status_code != 200:
+                raise self._auth_error(response)
+            try:
+                payload = response.json()
+                token = token_from_response(payload, self.token_cache.clock())
+            except (ValueError, KeyError, TypeError):
+                raise NorceAuthError(
+                    f"Norce connection {config.conn_id!r}: the token endpoint answered 200 without an "
+                    f"access_token ({excerpt(_redacted_body(response), 120)})",
+                    conn_id=config.conn_id,
+                    status_code=200,
+                ) from None
+            _mask(token.access_token)
+            return token
+
+        return policy.retrying(sleep=self._sleep)(attempt)
+
+    def _auth_error(self, response: requests.Response) -> NorceAuthError:
+        config = self.config
+        try:
+            body = response.json()
+            code = str(body.get("error") or "")
+            description = str(body.get("error_description") or "")
+        except (ValueError, AttributeError):
+            code, description = "", excerpt(response.content, 120)
+        hint = OAUTH_ERRORS_NEEDING_A_HUMAN.get(code, "check the connection's credentials")
+        message = (
+            f"Norce connection {config.conn_id!r}: the token endpoint {config.token_url} refused client "
+            f"{config.client_id!r} with {response.status_code} {code or '(no error code)'}"
+            f"{': ' + description if description else ''}; {hint}."
+        )
+        if code == "invalid_scope":
+            from airflow_provider_norce.connection import SCOPE_ALTERNATIVES
+
+            others = SCOPE_ALTERNATIVES.get(config.scope, ())
+            message += f" The connection asked for scope {config.scope!r}"
+            if others:
+                message += f"; Norce's material also spells it {', '.join(repr(o) for o in others)}"
+            message += ": set the extra 'scope' to the one your OAuth user was granted."
+        return NorceAuthError(
+            message, conn_id=config.conn_id, error=code or None, status_code=response.status_code
+        )
+
+    # -- requests --------------------------------------------------------------------------------
+
+    def get_conn(self) -> requests.Session:
+        """A ``requests.Session`` that authenticates itself, but only towards the configured Norce host."""
+        return self._session
+
+    @cached_property
+    def _session(self) -> requests.Session:
+        config = self.config
+        session = requests.Session()
+        session.auth = _BearerAuth(self)
+        session.verify = config.verify
+        session.trust_env = True
+        if config.proxies:
+            session.proxies.update(config.proxies)
+        session.headers["Accept"] = "application/json"
+        session.headers["User-Agent"] = f"airflow-provider-norce/{_version()}"
+        if config.application_id is not None:
+            session.headers["ApplicationId"] = str(config.application_id)
+        adapter = requests.adapters.HTTPAdapter(pool_connections=4, pool_maxsize=32)
+        session.mount("https://", adapter)
+        session.mount("http://", adapter)
+        return session
+
+    def url_for(self, endpoint: str) -> str:
+        """The absolute URL of ``endpoint``; refuses any origin the token must not be sent to."""
+        config = self.config
+        url = endpoint if "://" in endpoint else f"{config.base_url}/{endpoint.lstrip('/')}"
+        origin = _origin(url)
+        if origin not in config.api_hosts:
+            raise NorceError(
+                f"Norce connection {config.conn_id!r}: refusing to send the Norce token to {origin}; "
+                f"only {', '.join(sorted(config.api_hosts))} receive it"
+            )
+        return url
+
+    def run(
+        self,
+        endpoint: str,
+        method: str = "GET",
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> requests.Response:
+        """Send one authenticated request, retried as the policy allows; raises on a non-2xx answer."""
+        response, _ = self._send(method, endpoint, params=params, json=json, data=data, headers=headers)
+        return response
+
+    def run_json(
+        self,
+        endpoint: str,
+        method: str = "GET",
+        *,
+        params: dict[str, Any] | None = None,
+        json: Any = None,
+        data: Any = None,
+        headers: dict[str, str] | None = None,
+    ) -> Any:
+        """Like :meth:`run`, returning the parsed JSON; a cut-off body of a GET is retried like a 5xx."""
+        _, parsed = self._send(
+            method, endpoint, params=params, json=json, data=data, headers=headers, parse=True
+        )
+        return parsed
+
+    def paginate_pages(
+        self, endpoint: str, params: dict[str, Any] | None = None
+    ) -> Iterator[list[dict[str, Any]]]:
+        """The ``value`` of each page of an OData listing, following ``@odata.nextLink``, one page at a time."""
+        url: str | None = self.url_for(endpoint)
+        while url is not None:
+            page = self.run_json(url, params=params)
+            if not isinstance(page, dict) or not isinstance(page.get("value"), list):
+                raise NorceAPIError(
+                    f"Norce answered GET {_strip_query(url)} with something other than an OData page",
+                    method="GET",
+                    url=_strip_query(url),
+                )
+            yield page["value"]
+            next_link = page.get("@odata.nextLink")
+            url = self.url_for(urljoin(url, next_link)) if next_link else None
+            params = None  # the server's nextLink already carries the whole query
+
+    def paginate(self, endpoint: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
+        """The items of an OData listing across pages (``@odata.nextLink``), one page in memory at a time."""
+        for page in self.paginate_pages(endpoint, params):
+            yield from page
+
+    def _send(
+        self,
+        method: str,
+        endpoint: str,
+        *,
+        params: dict[str, Any] | None,
+        json: Any,
+        data: Any,
+        headers: dict[str, str] | None,
+        parse: bool = False,
+    ) -> tuple[requests.Response, Any]:
+        method = method.upper()
+        url = self.url_for(endpoint)
+        session = self.get_conn()
+        idempotent = method in IDEMPOTENT_METHODS
+        shown = _strip_query(url)
+
+        def send(token: Token) -> requests.Response:
+            try:
+                return session.request(
+                    method,
+                    url,
+                    params=params,
+                    json=json,
+                    data=data,
+                    headers=headers,
+                    auth=_BearerAuth(self, token),
+                    timeout=self.request_timeout,
+                )
+            except requests.RequestException as err:
+                raise _transport_error(method, shown, err, idempotent) from None
+
+        def attempt() -> tuple[requests.Response, Any]:
+            token = self._token()
+            response = send(token)
+            if response.status_code == 401:
+                # Norce no longer takes this token (revoked, rotated secret, clock skew): renew once.
+                self.token_cache.invalidate(self._token_key, token.access_token, self.shared_store)
+                response = send(self._token())
+                if response.status_code == 401:
+                    raise NorceAuthError(
+                        f"Norce connection {self.config.conn_id!r}: {method} {shown} answered 401 to a freshly "
+                        f"issued token; the OAuth user may lack access to this API or application "
+                        f"{self.config.application_id}",
+                        conn_id=self.config.conn_id,
+                        status_code=401,
+                    )
+            if not 200 <= response.status_code < 300:
+                raise api_error(
+                    method, shown, response.status_code, response.headers.get("Retry-After"), response.content
+                )
+            if not parse:
+                return response, None
+            try:
+                return response, response.json()
+            except ValueError:
+                raise NorceAPIError(
+                    f"Norce answered {method} {shown} with {response.status_code} and a body that is not "
+                    f"complete JSON ({len(response.content)} bytes)",
+                    status_code=response.status_code,
+                    method=method,
+                    url=shown,
+                    body_excerpt=excerpt(response.content[-120:]),
+                    retryable=idempotent,
+                ) from None
+
+        return self.retry_policy.retrying(sleep=self._sleep)(attempt)
+
+    # -- Airflow integration ---------------------------------------------------------------------
+
+    def test_connection(self) -> tuple[bool, str]:
+        """Ask the token endpoint afresh (it tests the stored secret, not the cache), then make one call."""
+        try:
+            config = self.config
+            self._token(force=True)
+            if config.layout == "storm":
+                return (
+                    True,
+                    f"Norce [Storm] issued a token to client {config.client_id!r} (scope {config.scope!r})",
+                )
+            app = self.run_json(TEST_ENDPOINT, params={"format": "json"})
+            name = app.get("Name") if isinstance(app, dict) else None
+            return True, (
+                f"Norce issued a token to client {config.client_id!r} (scope {config.scope!r}) and "
+                f"GetApplication answered for application {config.application_id}"
+                + (f" ({name})" if name else "")
+            )
+        except NorceError as err:
+            return False, str(err)
+        except Exception as err:  # the UI shows this text; never let a traceback through
+            return False, f"{type(err).__name__}: {err}"
+
+    @classmethod
+    def get_ui_field_behaviour(cls) -> dict[str, Any]:
+        """Legacy (Airflow 3.0/3.1) form behaviour, derived from the declarative provider info."""
+        from airflow_provider_norce.get_provider_info import legacy_ui_field_behaviour
+
+        return legacy_ui_field_behaviour()
+
+    @classmethod
+    def get_connection_form_widgets(cls) -> dict[str, Any]:
+        """Legacy (Airflow 3.0/3.1) form widgets, derived from the declarative provider info."""
+        from airflow_provider_norce.get_provider_info import legacy_connection_form_widgets
+
+        return legacy_connection_form_widgets()
+
+
+class _BearerAuth(AuthBase):
+    """Adds the bearer token to requests for the configured Norce origins, and to nothing else."""
+
+    def __init__(self, hook: NorceHook, token: Token | None = None) -> None:
+        self.hook = hook
+        self.token = token
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        if request.url and _origin(request.url) in self.hook.config.api_hosts:
+            token = self.token or self.hook._token()
+            request.headers["Authorization"] = f"Bearer {token.access_token}"
+        else:
+            request.headers.pop("Authorization", None)
+        return request
+
+    def __repr__(self) -> str:
+        return "<NorceBearerAuth>"
+
+
+class _NoAuth(AuthBase):
+    """The token request carries its credentials in the body, never a bearer header."""
+
+    def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
+        request.headers.pop("Authorization", None)
+        return request
+
+
+def _transport_error(
+    method: str, url: str, err: requests.RequestException, idempotent: bool
+) -> NorceAPIError:
+    """A connection failure; a POST is repeated only when it provably never reached Norce."""
+    never_sent = isinstance(err, requests.exceptions.ConnectTimeout) or _refused(err)
+    return NorceAPIError(
+        f"{method} {url} failed before Norce answered: {type(err).__name__}",
+        method=method,
+        url=url,
+        retryable=idempotent or never_sent,
+    )
+
+
+def _refused(err: requests.RequestException) -> bool:
+    from urllib3.exceptions import MaxRetryError, NewConnectionError
+
+    reason = err.args[0] if err.args else None
+    if isinstance(reason, MaxRetryError):
+        reason = reason.reason
+    return isinstance(reason, NewConnectionError)
+
+
+def _origin(url: str) -> str:
+    parts = urlsplit(url)
+    return f"{parts.scheme}://{parts.netloc}".lower()
+
+
+def _strip_query(url: str) -> str:
+    return url.split("?", 1)[0]
+
+
+def _redacted_body(response: requests.Response) -> str:
+    """A 200 token answer without a usable token may still hold one: never echo it."""
+    return f"{len(response.content)} bytes, content type {response.headers.get('Content-Type')!r}"
+
+
+def _mask(secret: str) -> None:
+    """Register a secret with Airflow's masker (only effective inside Airflow processes)."""
+    try:
+        from airflow.providers.common.compat.sdk import mask_secret
+
+        mask_secret(secret)
+    except Exception:  # masking is defence in depth; we never log secrets in the first place
+        log.debug("Airflow's secrets masker is not available here")
+
+
+def _version() -> str:
+    from airflow_provider_norce import __version__
+
+    return __version__

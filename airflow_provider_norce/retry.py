@@ -1,0 +1,209 @@
+"""The one retry policy of the provider, written with tenacity's composable pieces.
+
+Sync (``requests``) and async (``httpx``) code raise the same :mod:`airflow_provider_norce.exceptions`
+with ``retryable`` and ``retry_after`` set where the answer was read; everything here decides from
+those two attributes alone, so both transports retry exactly alike:
+
+* retry: only what the transport marked ``retryable`` (429 always; 5xx, timeouts and dropped
+  connections for idempotent requests; a POST only when it provably was not processed);
+* wait: ``Retry-After`` when Norce sends it (seconds or HTTP date), else exponential backoff with
+  jitter, and never sooner than ``rate_limit_floor`` after a 429 (20 s on the token endpoint, where a
+  slot frees every 20 s);
+* stop: after ``max_attempts``, or before a wait that would take the waits past ``max_wait`` seconds.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from dataclasses import dataclass
+from email.utils import parsedate_to_datetime
+from typing import TYPE_CHECKING, Any
+
+import tenacity
+from tenacity import retry_if_exception, stop_after_attempt, wait_exponential_jitter
+from tenacity.stop import stop_base
+from tenacity.wait import wait_base
+
+from airflow_provider_norce.exceptions import NorceAPIError, NorceRateLimitError, excerpt
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+log = logging.getLogger(__name__)
+
+#: Seconds between two token requests Norce admits once the burst is spent (3 a minute).
+TOKEN_SLOT_SECONDS = 20.0
+#: Methods that may be repeated after an ambiguous failure (RFC 9110 §9.2.2).
+IDEMPOTENT_METHODS = frozenset({"GET", "HEAD", "OPTIONS", "PUT", "DELETE"})
+#: Answers that say "try again later" for an idempotent request.
+TRANSIENT_STATUSES = frozenset({408, 500, 502, 503, 504})
+
+
+def status_is_retryable(method: str, status: int) -> bool:
+    """429 always (Norce refused before doing anything); transient 5xx only when repeating is harmless.
+
+    A POST answered 5xx may have been processed (a Connect import may already have its job), so it is
+    never repeated: a duplicate import is worse than a failed task the user can look at.
+    """
+    if status == 429:
+        return True
+    return status in TRANSIENT_STATUSES and method.upper() in IDEMPOTENT_METHODS
+
+
+def api_error(
+    method: str, url: str, status: int, retry_after_header: str | None, body: str | bytes | None
+) -> NorceAPIError:
+    """The error for a non-2xx API answer, with the retry decision and Norce's wait already read."""
+    cls = NorceRateLimitError if status == 429 else NorceAPIError
+    text = excerpt(body)
+    return cls(
+        f"Norce answered {status} to {method.upper()} {url}: {text or '(empty body)'}",
+        status_code=status,
+        method=method.upper(),
+        url=url,
+        body_excerpt=text,
+        retry_after=parse_retry_after(retry_after_header) if status == 429 else None,
+        retryable=status_is_retryable(method, status),
+    )
+
+
+def parse_retry_after(value: str | None, now: float | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header: delta-seconds or an HTTP date (RFC 9110 §10.2.3)."""
+    if value is None:
+        return None
+    text = value.strip()
+    if not text:
+        return None
+    try:
+        seconds = float(text)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(text)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when is None:
+            return None
+        seconds = when.timestamp() - (time.time() if now is None else now)
+    if math.isnan(seconds) or math.isinf(seconds):
+        return None
+    return max(0.0, seconds)
+
+
+def is_retryable(exc: BaseException) -> bool:
+    """The transport decided, where it read the answer, whether repeating the request is safe."""
+    return bool(getattr(exc, "retryable", False))
+
+
+class wait_retry_after(wait_base):
+    """Honour the server's ``Retry-After``; otherwise ``fallback``, floored after a 429.
+
+    The floor exists for Norce's token endpoint: without a ``Retry-After`` a retry sooner than the
+    next free slot is certain to be refused again and only deepens the hole.
+    """
+
+    def __init__(self, fallback: wait_base, rate_limit_floor: float = 0.0) -> None:
+        self.fallback = fallback
+        self.rate_limit_floor = rate_limit_floor
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> float:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        retry_after = getattr(exc, "retry_after", None)
+        if retry_after is not None:
+            return float(retry_after)
+        wait = float(self.fallback(retry_state))
+        if getattr(exc, "status_code", None) == 429:
+            wait = max(wait, self.rate_limit_floor)
+        return wait
+
+
+class stop_before_wait_budget(stop_base):
+    """Stop before a sleep that would take the waits of this request past ``max_wait`` seconds.
+
+    Unlike ``stop_before_delay`` it counts the waits themselves (``idle_for``), not wall time, so a
+    slow response is not charged to the retry budget and the rule holds under a fake clock in tests.
+    """
+
+    def __init__(self, max_wait: float) -> None:
+        self.max_wait = max_wait
+
+    def __call__(self, retry_state: tenacity.RetryCallState) -> bool:
+        return retry_state.idle_for + (retry_state.upcoming_sleep or 0.0) > self.max_wait
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """The budget and backoff of one kind of request; build tenacity controllers from it."""
+
+    max_attempts: int = 6
+    max_wait: float = 300.0
+    backoff_initial: float = 1.0
+    backoff_max: float = 60.0
+    jitter: float = 1.0
+    rate_limit_floor: float = 0.0
+
+    def for_token_endpoint(self) -> RetryPolicy:
+        """The same budget, but 429s without ``Retry-After`` wait for the next token slot."""
+        return RetryPolicy(
+            max_attempts=self.max_attempts,
+            max_wait=self.max_wait,
+            backoff_initial=self.backoff_initial,
+            backoff_max=self.backoff_max,
+            jitter=self.jitter,
+            rate_limit_floor=TOKEN_SLOT_SECONDS,
+        )
+
+    def _kwargs(self) -> dict[str, Any]:
+        return {
+            "retry": retry_if_exception(is_retryable),
+            "wait": wait_retry_after(
+                wait_exponential_jitter(
+                    initial=self.backoff_initial, max=self.backoff_max, jitter=self.jitter
+                ),
+                rate_limit_floor=self.rate_limit_floor,
+            ),
+            "stop": stop_after_attempt(self.max_attempts) | stop_before_wait_budget(self.max_wait),
+            "before_sleep": _log_retry(self.max_attempts),
+            "retry_error_callback": _give_up,
+            "reraise": True,
+        }
+
+    def retrying(self, sleep: Callable[[float], None] | None = None) -> tenacity.Retrying:
+        """A sync controller; each retry logs one WARNING line: the reason, the attempt, the wait."""
+        kwargs = self._kwargs()
+        if sleep is not None:
+            kwargs["sleep"] = sleep
+        return tenacity.Retrying(**kwargs)
+
+    def async_retrying(self, sleep: Callable[[float], Any] | None = None) -> tenacity.AsyncRetrying:
+        """The async twin of :meth:`retrying`, for the triggerer."""
+        kwargs = self._kwargs()
+        if sleep is not None:
+            kwargs["sleep"] = sleep
+        return tenacity.AsyncRetrying(**kwargs)
+
+
+def _log_retry(max_attempts: int) -> Callable[[tenacity.RetryCallState], None]:
+    def before_sleep(retry_state: tenacity.RetryCallState) -> None:
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
+        log.warning(
+            "%s; attempt %d of %d, retrying in %.1f s",
+            exc,
+            retry_state.attempt_number,
+            max_attempts,
+            wait,
+        )
+
+    return before_sleep
+
+
+def _give_up(retry_state: tenacity.RetryCallState) -> Any:
+    """Re-raise the last error, saying how much of the budget was spent on it."""
+    exc = retry_state.outcome.exception() if retry_state.outcome else None
+    if exc is None:  # pragma: no cover - tenacity only gives up on a failed attempt
+        raise tenacity.RetryError(retry_state.outcome)  # type: ignore[arg-type]
+    if is_retryable(exc) and hasattr(exc, "gave_up_after"):
+        exc.gave_up_after = (retry_state.attempt_number, retry_state.seconds_since_start or 0.0)
+    raise exc

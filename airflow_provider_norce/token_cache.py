@@ -1,0 +1,258 @@
+"""Access tokens: how long they live, where they are kept, and how often one may be asked for.
+
+Norce's token endpoint admits 3 requests a minute per IP address after a burst of 20; everything
+beyond is answered 429. So a token is fetched once and shared: by every hook instance of a process
+through :data:`PROCESS_TOKEN_CACHE`, and (through a :class:`SharedTokenStore` such as the
+machine-wide file store) by every process behind the same address. Concurrent callers that find no
+valid token share one token request ("single flight"), and the token requests that do go out pass a
+:class:`TokenRequestLimiter` shaped like Norce's limit.
+
+Tokens are keyed by token URL, client id, scope and a SHA-256 of the secret: a connection with a
+wrong secret never rides on another connection's token, and the key is the same in every process
+(Python's own ``hash()`` of a string is salted per process).
+"""
+
+from __future__ import annotations
+
+import base64
+import hashlib
+import json
+import os
+import threading
+import time
+from collections.abc import Callable
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+#: Lifetime assumed when Norce says nothing usable: short, because a guess too long means 401s.
+DEFAULT_LIFETIME = 300.0
+#: Renew this long before expiry at most; short lifetimes renew at 90 % of their life instead.
+MAX_REFRESH_MARGIN = 60.0
+REFRESH_FRACTION = 0.1
+#: Norce's token limit (3 a minute after a burst of 20).
+TOKEN_BURST = 20
+TOKEN_RATE_PER_MINUTE = 3.0
+
+
+@dataclass(frozen=True)
+class Token:
+    """One bearer token and when it stops being worth using; the token itself never shows in a repr."""
+
+    access_token: str = field(repr=False)
+    expires_at: float
+    obtained_at: float
+
+    @property
+    def refresh_at(self) -> float:
+        lifetime = max(0.0, self.expires_at - self.obtained_at)
+        return self.expires_at - min(MAX_REFRESH_MARGIN, lifetime * REFRESH_FRACTION)
+
+    def fresh(self, now: float) -> bool:
+        return now < self.refresh_at
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "access_token": self.access_token,
+            "expires_at": self.expires_at,
+            "obtained_at": self.obtained_at,
+        }
+
+    @classmethod
+    def from_json(cls, data: dict[str, Any]) -> Token:
+        return cls(str(data["access_token"]), float(data["expires_at"]), float(data["obtained_at"]))
+
+
+def token_key(token_url: str, client_id: str, scope: str, client_secret: str) -> str:
+    """A cache key that is the same in every process and says nothing about the secret."""
+    secret_digest = hashlib.sha256(client_secret.encode()).hexdigest()
+    material = "\n".join((token_url, client_id, scope, secret_digest))
+    return hashlib.sha256(material.encode()).hexdigest()
+
+
+def token_from_response(payload: dict[str, Any], now: float) -> Token:
+    """Build a :class:`Token`, trusting ``expires_in``, then the JWT ``exp``, then a short default.
+
+    Norce's page says a token lives 3600 s while its own example says 600 and that the value may
+    change: the answer is the only authority.
+    """
+    access_token = payload["access_token"]
+    lifetime: float | None = None
+    expires_in = payload.get("expires_in")
+    if expires_in is not None:
+        try:
+            lifetime = float(expires_in)
+        except (TypeError, ValueError):
+            lifetime = None
+    if lifetime is None or lifetime <= 0:
+        exp = jwt_expiry(access_token)
+        lifetime = exp - now if exp is not None and exp > now else DEFAULT_LIFETIME
+    return Token(access_token=access_token, expires_at=now + lifetime, obtained_at=now)
+
+
+def jwt_expiry(access_token: str) -> float | None:
+    """The unverified ``exp`` claim of a JWT (we only need a hint of its lifetime, not trust)."""
+    parts = access_token.split(".")
+    if len(parts) != 3:
+        return None
+    try:
+        padded = parts[1] + "=" * (-len(parts[1]) % 4)
+        claims = json.loads(base64.urlsafe_b64decode(padded))
+        return float(claims["exp"])
+    except (ValueError, KeyError, TypeError):
+        return None
+
+
+class TokenRequestLimiter:
+    """Norce's token limit as a GCRA (one ``tat`` float), so the client never earns a 429 itself.
+
+    ``burst`` requests may go at once; after that one every ``60 / rate_per_minute`` seconds. The
+    state is a single number so a shared store can keep it beside its tokens under the same lock.
+    """
+
+    def __init__(
+        self,
+        burst: int = TOKEN_BURST,
+        rate_per_minute: float = TOKEN_RATE_PER_MINUTE,
+        clock: Callable[[], float] = time.time,
+    ) -> None:
+        self.interval = 60.0 / rate_per_minute
+        self.tolerance = (burst - 1) * self.interval
+        self.clock = clock
+        self.tat = 0.0
+        self._lock = threading.Lock()
+
+    def reserve(self, max_wait: float) -> float | None:
+        """Claim the next slot: seconds to wait before using it, or None if that exceeds ``max_wait``."""
+        with self._lock:
+            now = self.clock()
+            tat = max(self.tat, now)
+            wait = max(0.0, tat - self.tolerance - now)
+            if wait > max_wait:
+                return None
+            self.tat = tat + self.interval
+            return wait
+
+    def note_rate_limited(self, retry_after: float | None) -> None:
+        """Norce said 429: others behind our address spent the burst; no slot before it says so."""
+        with self._lock:
+            now = self.clock()
+            wait = retry_after if retry_after is not None else self.interval
+            self.tat = max(self.tat, now + self.tolerance + wait)
+
+
+class SharedTokenStore(Protocol):
+    """A token store shared beyond one process (the machine-wide file store, or a cluster store).
+
+    Implementations keep tokens by :func:`token_key`, make :meth:`locked` exclusive across every
+    process that shares the store, and keep one :class:`TokenRequestLimiter`-shaped budget for the
+    whole store, because Norce counts token requests per IP address, not per client.
+    """
+
+    def load(self, key: str) -> Token | None: ...
+
+    def save(self, key: str, token: Token) -> None: ...
+
+    def discard(self, key: str, access_token: str) -> None: ...
+
+    def locked(self, key: str) -> Any:
+        """A context manager held while one process fetches the token for ``key``."""
+
+    def reserve_token_request(self, max_wait: float) -> float | None: ...
+
+    def note_rate_limited(self, retry_after: float | None) -> None: ...
+
+
+#: Claims a token-request slot: seconds to wait before sending, or None when over the given budget.
+Reserve = Callable[[float], "float | None"]
+#: Tells the limiter Norce answered 429 (with its ``Retry-After`` seconds, if any).
+NoteRateLimited = Callable[["float | None"], None]
+#: Asks Norce for a token, calling ``reserve`` before each request and ``note`` on each 429.
+FetchToken = Callable[[Reserve, NoteRateLimited], Token]
+
+
+class TokenCache:
+    """The process-wide front of the token stores: a dict, a lock per key, and the process limiter.
+
+    A warm process answers from memory without touching any lock but the dict's.
+    """
+
+    def __init__(
+        self, clock: Callable[[], float] = time.time, limiter: TokenRequestLimiter | None = None
+    ) -> None:
+        self.clock = clock
+        self.limiter = limiter or TokenRequestLimiter(clock=clock)
+        self._tokens: dict[str, Token] = {}
+        self._key_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def peek(self, key: str) -> Token | None:
+        token = self._tokens.get(key)
+        return token if token is not None and token.fresh(self.clock()) else None
+
+    def get(
+        self,
+        key: str,
+        fetch: FetchToken,
+        store: SharedTokenStore | None = None,
+        *,
+        force: bool = False,
+    ) -> Token:
+        """A fresh token for ``key``: from memory, else from ``store``, else from ``fetch``.
+
+        ``fetch`` receives the limiter's ``reserve`` and ``note_rate_limited`` of the domain that
+        counts (the store's when there is one). ``force`` skips both caches, for a connection test.
+        """
+        if not force and (token := self.peek(key)) is not None:
+            return token
+        with self._key_lock(key):
+            if not force and (token := self.peek(key)) is not None:
+                return token  # another thread fetched it while we waited
+            if store is None:
+                token = fetch(self.limiter.reserve, self.limiter.note_rate_limited)
+            else:
+                with store.locked(key):
+                    shared = None if force else store.load(key)
+                    if shared is not None and shared.fresh(self.clock()):
+                        token = shared
+                    else:
+                        token = fetch(store.reserve_token_request, store.note_rate_limited)
+                        store.save(key, token)
+            self._tokens[key] = token
+            return token
+
+    def invalidate(self, key: str, access_token: str, store: SharedTokenStore | None = None) -> None:
+        """Drop a token Norce refused (401), here and in ``store``, unless it was already replaced."""
+        with self._lock:
+            current = self._tokens.get(key)
+            if current is not None and current.access_token == access_token:
+                del self._tokens[key]
+        if store is not None:
+            store.discard(key, access_token)
+
+    def clear(self) -> None:
+        with self._lock:
+            self._tokens.clear()
+
+    @contextmanager
+    def _key_lock(self, key: str) -> Iterator[None]:
+        with self._lock:
+            lock = self._key_locks.setdefault(key, threading.Lock())
+        with lock:
+            yield
+
+    def _reset_after_fork(self) -> None:
+        # A lock held by another thread at fork time would never be released in the child.
+        self._lock = threading.Lock()
+        self._key_locks = {}
+        self.limiter._lock = threading.Lock()
+
+
+#: Shared by every NorceHook (and the trigger's async client) in this process.
+PROCESS_TOKEN_CACHE = TokenCache()
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=PROCESS_TOKEN_CACHE._reset_after_fork)
