@@ -61,6 +61,8 @@ class NorceHook(BaseHook):
     :param token_cache: the process cache to use (tests inject one with a fake clock).
     :param shared_store: a token store shared beyond this process; by default chosen from the
         connection's ``token_cache`` extra.
+    :param config: an already validated configuration, for callers that must not look the connection
+        up synchronously (the triggerer reads it with an async look-up and hands it over).
     """
 
     conn_name_attr = "norce_conn_id"
@@ -78,9 +80,12 @@ class NorceHook(BaseHook):
         token_cache: TokenCache | None = None,
         shared_store: SharedTokenStore | None = None,
         sleep: Callable[[float], None] = time.sleep,
+        config: NorceConnectionConfig | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
+        if config is not None:
+            self.__dict__["config"] = config  # fills the cached_property: no look-up
         self.norce_conn_id = norce_conn_id
         self.timeout = timeout
         self.max_attempts = max_attempts
