@@ -48,7 +48,7 @@ def test_connection_type_and_hook_class():
 def test_every_declared_module_imports():
     info = get_provider_info()
     for kind in ("hooks", "operators", "sensors", "triggers"):
-        for entry in info[kind]:
+        for entry in info.get(kind, []):
             for module in entry["python-modules"]:
                 try:
                     import_module(module)
