@@ -1,0 +1,430 @@
+"""Norce Query (OData v4, read-only) under ``/commerce/query/2.0/``.
+
+Entity sets: ``Orders/Orders`` (lazy, see :mod:`.data`), ``Products/Products``, ``Products/ProductSkus``
+(navigation properties ``OnHand`` and ``PriceLists``, included only through ``$expand``),
+``Products/PriceLists``, ``Customers/Customers``, ``Customers/Companies``. A single entity is addressed by key:
+``Products/ProductSkus('100011')``, ``Orders/Orders(42)``. ``{Namespace}/$metadata`` answers a small CSDL document.
+
+Query options: ``$filter`` (see :mod:`.odata`), ``$select``, ``$orderby`` (``Field [asc|desc]``, comma list),
+``$top``, ``$skip``, ``$count=true``, ``$expand=Nav`` or ``Nav($filter=..;$select=..)``, ``$format=json``.
+Any other ``$`` option is a 400. Paging is server-driven: at most ``page_size`` rows per response and, while
+rows remain, an absolute ``@odata.nextLink`` carrying the same options with ``$skip`` advanced (and ``$top``
+reduced). Errors use the OData envelope ``{"error": {"code", "message"}}``: 400 for bad options, 404 for an
+unknown entity set or key.
+
+Speed: ``Updated``/``Id`` bounds on orders are answered by bisection (no scan); other filters scan the
+candidate range once and the matching indices are cached per query, so following nextLinks stays linear.
+"""
+
+from __future__ import annotations
+
+import threading
+from collections import OrderedDict
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Protocol
+from urllib.parse import parse_qsl, quote
+
+from airflow_provider_norce.testing import data as d
+from airflow_provider_norce.testing.odata import (
+    BoolOp,
+    Literal,
+    ODataError,
+    compile_filter,
+    conjuncts,
+    field_bound,
+    parse_filter,
+    split_top_level,
+)
+from airflow_provider_norce.testing.replies import Reply, json_reply, odata_error
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Mapping, Sequence
+
+PREFIX = "/commerce/query/2.0/"
+_ALLOWED_OPTIONS = {"$filter", "$select", "$orderby", "$top", "$skip", "$count", "$expand", "$format"}
+_CACHE_SIZE = 16
+#: characters left unescaped in nextLink values, so links stay readable (``$filter=Updated%20ge%20...``)
+_QUOTE_SAFE = "$'(),:;*"
+
+
+class Source(Protocol):
+    """Rows addressable by index: the lazy orders or a snapshot list."""
+
+    def __len__(self) -> int: ...
+
+    def row(self, index: int) -> dict[str, Any]: ...
+
+    def index_range(self, field: str, op: str, value: float) -> range | None: ...
+
+
+class ListSource:
+    """A snapshot of catalog rows; no bisection, never cached (imports change it)."""
+
+    monotonic: dict[str, Any] = {}
+
+    def __init__(self, rows: list[dict[str, Any]]) -> None:
+        self.rows = rows
+
+    def __len__(self) -> int:
+        return len(self.rows)
+
+    def row(self, index: int) -> dict[str, Any]:
+        return self.rows[index]
+
+    def index_range(self, field: str, op: str, value: float) -> range | None:
+        return None
+
+
+@dataclass
+class EntitySet:
+    """One OData entity set: its schema, key, navigation properties and where rows come from."""
+
+    namespace: str
+    name: str
+    type_name: str
+    schema: Mapping[str, str]
+    key: str
+    source: Callable[[], Source]
+    #: navigation property -> schema of its items (only present with $expand)
+    navigation: Mapping[str, Mapping[str, str]] = field(default_factory=dict)
+    #: complex collections always present in a row (not filterable)
+    complex_fields: tuple[str, ...] = ()
+    #: immutable rows: scan and sort results may be cached
+    cacheable: bool = False
+
+
+@dataclass
+class _Options:
+    filter_text: str | None
+    select: list[str] | None
+    orderby: list[tuple[str, bool]]
+    top: int | None
+    skip: int
+    count: bool
+    expand: dict[str, tuple[Callable[[Mapping[str, Any]], bool] | None, list[str] | None]]
+    raw: list[tuple[str, str]]
+
+
+def build_entity_sets(orders: d.OrderSource, catalog: d.Catalog) -> dict[str, EntitySet]:
+    """The simulator's entity sets keyed by ``Namespace/Name``."""
+    sets = [
+        EntitySet(
+            "Orders", "Orders", "Norce.Orders.Order", d.ORDER_SCHEMA, "Id", lambda: orders, {}, ("Items",), True
+        ),
+        EntitySet(
+            "Products", "Products", "Norce.Products.Product", d.PRODUCT_SCHEMA, "ManufacturerPartNo",
+            lambda: ListSource(catalog.product_rows()),
+        ),
+        EntitySet(
+            "Products", "ProductSkus", "Norce.Products.ProductSku", d.SKU_SCHEMA, "PartNo",
+            lambda: ListSource(catalog.sku_rows()),
+            {"OnHand": d.ONHAND_SCHEMA, "PriceLists": d.SKU_PRICE_SCHEMA},
+        ),
+        EntitySet(
+            "Products", "PriceLists", "Norce.Products.PriceList", d.PRICE_LIST_SCHEMA, "Code",
+            lambda: ListSource(catalog.price_list_rows()),
+        ),
+        EntitySet(
+            "Customers", "Customers", "Norce.Customers.Customer", d.CUSTOMER_SCHEMA, "Code",
+            lambda: ListSource(catalog.customer_rows()),
+        ),
+        EntitySet(
+            "Customers", "Companies", "Norce.Customers.Company", d.COMPANY_SCHEMA, "Code",
+            lambda: ListSource(catalog.company_rows()),
+        ),
+    ]  # fmt: skip
+    return {f"{s.namespace}/{s.name}": s for s in sets}
+
+
+class QueryService:
+    """Answers ``GET /commerce/query/2.0/...``."""
+
+    def __init__(self, sets: dict[str, EntitySet], page_size: int = 500) -> None:
+        if page_size < 1:
+            raise ValueError("page_size must be at least 1")
+        self.sets = sets
+        self.page_size = page_size
+        self._cache: OrderedDict[tuple[Any, ...], Sequence[int]] = OrderedDict()
+        self._cache_lock = threading.Lock()
+
+    def handle(self, subpath: str, query: str, base_url: str) -> Reply:
+        """Answer one Query request; ``subpath`` is the path after ``/commerce/query/2.0/``."""
+        try:
+            return self._handle(subpath, query, base_url)
+        except ODataError as err:
+            return odata_error(err.status, err.code, err.message)
+
+    def _handle(self, subpath: str, query: str, base_url: str) -> Reply:
+        namespace, _, rest = subpath.partition("/")
+        if rest == "$metadata":
+            return self._metadata(namespace)
+        name, key_text = rest, None
+        if rest.endswith(")") and "(" in rest:
+            name, _, key_text = rest[:-1].partition("(")
+        entity = self.sets.get(f"{namespace}/{name}")
+        if entity is None:
+            known = ", ".join(sorted(self.sets))
+            raise ODataError(f"No entity set '{subpath}' exists; known: {known}.", 404, "NotFound")
+        options = self._options(entity, query)
+        context = f"{base_url}{PREFIX}{namespace}/$metadata#{entity.name}"
+        if options.select:
+            context += "(" + ",".join(options.select) + ")"
+        if key_text is not None:
+            return self._single(entity, key_text, options, context)
+        source = entity.source()
+        indices = self._select_indices(entity, source, options)
+        total = len(indices)
+        start = min(options.skip, total)
+        end = total if options.top is None else min(total, start + options.top)
+        page_end = min(end, start + self.page_size)
+        project = self._projector(entity, options)
+        rows = [source.row(i) for i in indices[start:page_end]]
+        payload: dict[str, Any] = {"@odata.context": context}
+        if options.count:
+            payload["@odata.count"] = total
+        payload["value"] = rows if project is None else [project(row) for row in rows]
+        if page_end < end:
+            payload["@odata.nextLink"] = self._next_link(base_url, subpath, options, page_end, end)
+        return json_reply(200, payload)
+
+    # -- options ----------------------------------------------------------------------------------------
+    def _options(self, entity: EntitySet, query: str) -> _Options:
+        raw = parse_qsl(query, keep_blank_values=True)
+        seen: dict[str, str] = {}
+        for name, value in raw:
+            if not name.startswith("$"):
+                continue  # custom query options are allowed by OData and ignored here
+            lowered = name.lower()
+            if lowered not in _ALLOWED_OPTIONS:
+                raise ODataError(f"The query parameter '{name}' is not supported.")
+            if lowered in seen:
+                raise ODataError(f"The query parameter '{name}' is specified more than once.")
+            seen[lowered] = value
+        fmt = seen.get("$format")
+        if fmt is not None and fmt.split(";")[0].strip().lower() not in ("json", "application/json"):
+            raise ODataError(f"The $format '{fmt}' is not supported; use json.")
+        allowed = {*entity.schema, *entity.complex_fields, *entity.navigation}
+        select = _select_list(allowed, entity.type_name, seen.get("$select"))
+        return _Options(
+            filter_text=seen.get("$filter"),
+            select=select,
+            orderby=self._orderby(entity, seen.get("$orderby")),
+            top=_non_negative("$top", seen.get("$top")),
+            skip=_non_negative("$skip", seen.get("$skip")) or 0,
+            count=_boolean("$count", seen.get("$count")),
+            expand=self._expand(entity, seen.get("$expand")),
+            raw=[(name, value) for name, value in raw if name.lower() not in ("$skip", "$top")],
+        )
+
+    @staticmethod
+    def _orderby(entity: EntitySet, text: str | None) -> list[tuple[str, bool]]:
+        if not text:
+            return []
+        keys = []
+        for part in split_top_level(text, ","):
+            words = part.split()
+            if not words or len(words) > 2 or (len(words) == 2 and words[1].lower() not in ("asc", "desc")):
+                raise ODataError(f"Syntax error in $orderby '{text}'.")
+            if words[0] not in entity.schema:
+                raise ODataError(
+                    f"Could not find a property named '{words[0]}' on type '{entity.type_name}'."
+                )
+            keys.append((words[0], len(words) == 2 and words[1].lower() == "desc"))
+        return keys
+
+    @staticmethod
+    def _expand(
+        entity: EntitySet, text: str | None
+    ) -> dict[str, tuple[Callable[[Mapping[str, Any]], bool] | None, list[str] | None]]:
+        if not text:
+            return {}
+        expand: dict[str, tuple[Callable[[Mapping[str, Any]], bool] | None, list[str] | None]] = {}
+        items = list(entity.navigation) if text.strip() == "*" else split_top_level(text, ",")
+        for item in items:
+            name, _, inner = item.strip().partition("(")
+            name = name.strip()
+            schema = entity.navigation.get(name)
+            if schema is None:
+                raise ODataError(
+                    f"Could not find a navigation property named '{name}' on type '{entity.type_name}'."
+                )
+            predicate, select = None, None
+            if inner:
+                if not inner.endswith(")"):
+                    raise ODataError(f"Syntax error in $expand '{text}'.")
+                for option in split_top_level(inner[:-1], ";"):
+                    option_name, _, value = option.partition("=")
+                    option_name = option_name.strip().lower()
+                    type_name = f"{entity.type_name}.{name}"
+                    if option_name == "$filter":
+                        predicate = compile_filter(parse_filter(value), schema, type_name)
+                    elif option_name == "$select":
+                        select = _select_list(set(schema), type_name, value)
+                    else:
+                        raise ODataError(f"The nested option '{option_name}' in $expand is not supported.")
+            expand[name] = (predicate, select)
+        return expand
+
+    # -- evaluation ---------------------------------------------------------------------------------------
+    def _select_indices(self, entity: EntitySet, source: Source, options: _Options) -> Sequence[int]:
+        window = range(len(source))
+        indices: Sequence[int] = window
+        if options.filter_text is not None:
+            tree = parse_filter(options.filter_text)
+            compile_filter(tree, entity.schema, entity.type_name)  # type-check the whole expression first
+            residual = []
+            for part in conjuncts(tree):
+                bound = field_bound(part)
+                narrowed = None
+                if bound is not None and bound[3] in ("int", "decimal", "datetime"):
+                    narrowed = source.index_range(bound[0], bound[1], bound[2])
+                if narrowed is None:
+                    residual.append(part)
+                else:  # an empty range when the bounds do not overlap
+                    window = range(max(window.start, narrowed.start), min(window.stop, narrowed.stop))
+            indices = window
+            if residual:
+                rest = residual[0] if len(residual) == 1 else BoolOp("and", tuple(residual))
+                predicate = compile_filter(rest, entity.schema, entity.type_name)
+                key = (entity.name, "filter", repr(rest), window.start, window.stop)
+                indices = self._cached(entity, key, lambda: [i for i in window if predicate(source.row(i))])
+        if options.orderby:
+            indices = self._ordered(entity, source, indices, options)
+        return indices
+
+    def _ordered(
+        self, entity: EntitySet, source: Source, indices: Sequence[int], options: _Options
+    ) -> Sequence[int]:
+        keys = options.orderby
+        monotonic = getattr(source, "monotonic", {})
+        if len(keys) == 1 and keys[0][0] in monotonic:
+            return indices[::-1] if keys[0][1] else indices
+        cache_key = (entity.name, "order", options.filter_text, tuple(keys), len(indices))
+
+        def sort() -> list[int]:
+            ordered = list(indices)
+            for name, descending in reversed(keys):  # stable sorts, least significant key first
+                ordered.sort(key=lambda i: _sort_key(source.row(i).get(name)), reverse=descending)
+            return ordered
+
+        return self._cached(entity, cache_key, sort)
+
+    def _cached(
+        self, entity: EntitySet, key: tuple[Any, ...], compute: Callable[[], Sequence[int]]
+    ) -> Sequence[int]:
+        if not entity.cacheable:
+            return compute()
+        with self._cache_lock:
+            hit = self._cache.get(key)
+            if hit is not None:
+                self._cache.move_to_end(key)
+                return hit
+        value = compute()
+        with self._cache_lock:
+            self._cache[key] = value
+            while len(self._cache) > _CACHE_SIZE:
+                self._cache.popitem(last=False)
+        return value
+
+    @staticmethod
+    def _projector(entity: EntitySet, options: _Options) -> Callable[[dict[str, Any]], dict[str, Any]] | None:
+        if options.select is None and not options.expand and not entity.navigation:
+            return None  # rows are already exactly what is sent
+        fields = options.select or [*entity.schema, *entity.complex_fields]
+        fields = [name for name in fields if name not in entity.navigation]
+        expand = options.expand
+
+        def project(row: dict[str, Any]) -> dict[str, Any]:
+            out = {name: row.get(name) for name in fields}
+            for nav, (predicate, sub_select) in expand.items():
+                items = row.get(nav) or []
+                if predicate is not None:
+                    items = [item for item in items if predicate(item)]
+                if sub_select is not None:
+                    items = [{name: item.get(name) for name in sub_select} for item in items]
+                out[nav] = items
+            return out
+
+        return project
+
+    def _single(self, entity: EntitySet, key_text: str, options: _Options, context: str) -> Reply:
+        key = parse_filter(key_text)
+        if not isinstance(key, Literal):
+            raise ODataError(f"'{key_text}' is not a key literal.")
+        source = entity.source()
+        if isinstance(source, d.OrderSource):
+            found = (
+                [source.row(key.value - 1)]
+                if isinstance(key.value, int) and 0 < key.value <= len(source)
+                else []
+            )
+        else:
+            found = [row for row in source.rows if row.get(entity.key) == key.value]  # type: ignore[attr-defined]
+        if not found:
+            raise ODataError(f"No {entity.name} entity with key {key_text}.", 404, "NotFound")
+        project = self._projector(entity, options)
+        row = found[0] if project is None else project(found[0])
+        return json_reply(200, {"@odata.context": context + "/$entity", **row})
+
+    @staticmethod
+    def _next_link(base_url: str, subpath: str, options: _Options, skip: int, end: int) -> str:
+        params = list(options.raw)
+        if options.top is not None:
+            params.append(("$top", str(end - skip)))
+        params.append(("$skip", str(skip)))
+        query = "&".join(
+            f"{quote(name, safe='$')}={quote(value, safe=_QUOTE_SAFE)}" for name, value in params
+        )
+        return f"{base_url}{PREFIX}{subpath}?{query}"
+
+    def _metadata(self, namespace: str) -> Reply:
+        sets = [s for s in self.sets.values() if s.namespace == namespace]
+        if not sets:
+            raise ODataError(f"No namespace '{namespace}' exists.", 404, "NotFound")
+        edm = {"int": "Edm.Int32", "decimal": "Edm.Decimal", "string": "Edm.String", "bool": "Edm.Boolean"}
+        edm["datetime"] = "Edm.DateTimeOffset"
+        lines = ['<?xml version="1.0" encoding="utf-8"?>']
+        lines.append(
+            '<edmx:Edmx Version="4.0" xmlns:edmx="http://docs.oasis-open.org/odata/ns/edmx"><edmx:DataServices>'
+        )
+        lines.append(
+            f'<Schema Namespace="Norce.{namespace}" xmlns="http://docs.oasis-open.org/odata/ns/edm">'
+        )
+        for s in sets:
+            lines.append(
+                f'<EntityType Name="{s.type_name.rsplit(".", 1)[1]}"><Key><PropertyRef Name="{s.key}"/></Key>'
+            )
+            lines += [f'<Property Name="{n}" Type="{edm[t]}"/>' for n, t in s.schema.items()]
+            lines.append("</EntityType>")
+        lines.append("</Schema></edmx:DataServices></edmx:Edmx>")
+        return Reply(200, "\n".join(lines).encode(), content_type="application/xml; charset=utf-8")
+
+
+def _select_list(allowed: set[str], type_name: str, text: str | None) -> list[str] | None:
+    if text is None or text.strip() in ("", "*"):
+        return None
+    names = [part.strip() for part in text.split(",")]
+    for name in names:
+        if name not in allowed:
+            raise ODataError(f"Could not find a property named '{name}' on type '{type_name}'.")
+    return names
+
+
+def _sort_key(value: Any) -> tuple[bool, Any]:
+    return (value is not None, value if value is not None else 0)
+
+
+def _non_negative(name: str, text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.strip().isdigit():
+        raise ODataError(f"Invalid value '{text}' for {name}: expected a non-negative integer.")
+    return int(text)
+
+
+def _boolean(name: str, text: str | None) -> bool:
+    if text is None:
+        return False
+    if text.lower() not in ("true", "false"):
+        raise ODataError(f"Invalid value '{text}' for {name}: expected true or false.")
+    return text.lower() == "true"

@@ -1,0 +1,519 @@
+"""The Norce simulator: a real HTTP server on 127.0.0.1 that routes to identity, Query, Connect and faults.
+
+Why a real server: the provider's hooks, operators, triggers and the stock HttpOperator must all be tested
+through the same sockets, keep-alive pools and timeouts they use against Norce. ``ThreadingHTTPServer``
+with HTTP/1.1 keep-alive is plenty for thousands of requests per second on two cores, and it keeps the
+package stdlib-only. Every response is written in one ``send`` with a ``Content-Length`` (and
+``TCP_NODELAY``), so there is no Nagle/delayed-ACK stall between headers and body.
+
+Routes (everything but ``/identity`` and ``/_sim/`` passes the API gate first):
+
+* ``POST /identity/1.0/connect/token`` -> :mod:`.identity`
+* API gate: ``Authorization: Bearer <token>`` (missing, unknown, expired or revoked -> 401 with
+  ``WWW-Authenticate: Bearer error="invalid_token"``), then the ``ApplicationId`` header (also
+  ``application-id``; names are case-insensitive): missing or not numeric -> 400, another application than
+  the simulator's -> 403 (an OAuth user only reaches the applications it was granted).
+* ``GET /commerce/metadata/1.1/GetApplication`` -> ``{"ApplicationId": id, "Name": ...}``
+* ``GET /commerce/query/2.0/...`` -> :mod:`.query` (optional own rate limit: 429)
+* ``/commerce/connect/4.0/...`` -> :mod:`.connect`
+* ``/_sim/`` (no auth, not counted): ``GET counters``, ``POST reset`` (``?rate_limits=true`` also refills the
+  rate-limit buckets), ``GET|POST|DELETE faults``, ``POST revoke``, ``GET info``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import socket
+import threading
+from http import HTTPStatus
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs, quote, urlencode
+
+from airflow_provider_norce.testing import connect as connect_api
+from airflow_provider_norce.testing import query as query_api
+from airflow_provider_norce.testing.clock import SimTime
+from airflow_provider_norce.testing.counters import Counters
+from airflow_provider_norce.testing.data import DEFAULT_ORDERS_END, DEFAULT_ORDERS_START, Catalog, OrderSource
+from airflow_provider_norce.testing.faults import Fault, FaultRegistry, make_fault
+from airflow_provider_norce.testing.identity import (
+    DEFAULT_SCOPES,
+    TOKEN_PATH,
+    IdentityService,
+    TokenBucket,
+    retry_after_seconds,
+)
+from airflow_provider_norce.testing.replies import Reply, json_reply, message_error, odata_error
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable, Mapping
+    from email.message import Message
+    from types import TracebackType
+
+METADATA_APPLICATION = "/commerce/metadata/1.1/getapplication"
+_TOKEN_CATEGORIES = frozenset({"token"})
+_QUERY_CATEGORIES = frozenset({"api", "query"})
+_CONNECT_CATEGORIES = frozenset({"api", "connect"})
+_JOB_CATEGORIES = frozenset({"api", "jobs"})
+_API_CATEGORIES = frozenset({"api"})
+_WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+    request_queue_size = 128
+
+    def __init__(self, address: tuple[str, int], simulator: NorceSimulator) -> None:
+        self.simulator = simulator
+        super().__init__(address, _Handler)
+
+
+class _Handler(BaseHTTPRequestHandler):
+    """Parses the request line and headers (stdlib) and hands over to the simulator."""
+
+    protocol_version = "HTTP/1.1"
+    server_version = "NorceSimulator/1.0"
+    server: _Server
+
+    def setup(self) -> None:
+        super().setup()
+        self.connection.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+        self.server.simulator._track(self.connection, True)
+
+    def finish(self) -> None:
+        try:
+            super().finish()
+        finally:
+            self.server.simulator._track(self.connection, False)
+
+    def log_message(self, format: str, *args: Any) -> None:
+        """Silence: tests and benchmarks read counters, not access logs."""
+
+    def do_GET(self) -> None:
+        self.server.simulator._serve(self, "GET")
+
+    def do_POST(self) -> None:
+        self.server.simulator._serve(self, "POST")
+
+    def do_PUT(self) -> None:
+        self.server.simulator._serve(self, "PUT")
+
+    def do_DELETE(self) -> None:
+        self.server.simulator._serve(self, "DELETE")
+
+    def do_PATCH(self) -> None:
+        self.server.simulator._serve(self, "PATCH")
+
+    def do_HEAD(self) -> None:
+        self.server.simulator._serve(self, "HEAD")
+
+    def read_body(self) -> bytes:
+        """The request body from ``Content-Length`` or chunked transfer coding."""
+        if "chunked" in (self.headers.get("Transfer-Encoding") or "").lower():
+            chunks: list[bytes] = []
+            while True:
+                size = int(self.rfile.readline().split(b";", 1)[0].strip() or b"0", 16)
+                if size == 0:
+                    while self.rfile.readline() not in (b"\r\n", b"\n", b""):
+                        pass
+                    return b"".join(chunks)
+                chunks.append(self.rfile.read(size))
+                self.rfile.readline()
+        length = int(self.headers.get("Content-Length") or 0)
+        return self.rfile.read(length) if length > 0 else b""
+
+    def write_reply(self, reply: Reply, method: str, cut_body_to: int | None = None) -> None:
+        """Write status, headers and body in one send; ``cut_body_to`` sends only part of the announced body."""
+        try:
+            phrase = HTTPStatus(reply.status).phrase
+        except ValueError:
+            phrase = "Unknown"
+        head = [f"HTTP/1.1 {reply.status} {phrase}", f"Server: {self.server_version}"]
+        head.append(f"Content-Type: {reply.content_type}")
+        head.append(f"Content-Length: {len(reply.body)}")
+        head += [f"{name}: {value}" for name, value in reply.headers.items()]
+        if self.close_connection:
+            head.append("Connection: close")
+        data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
+        if method != "HEAD":
+            data += reply.body if cut_body_to is None else reply.body[:cut_body_to]
+        self.wfile.write(data)
+
+    def hang_up(self) -> None:
+        """Close the connection without (the rest of) a response."""
+        self.close_connection = True
+        try:
+            self.wfile.flush()
+            self.connection.shutdown(socket.SHUT_RDWR)
+        except OSError:
+            pass
+
+
+class NorceSimulator:
+    """A local Norce: identity, Query, Connect, rate limits and faults. See the package docs for the API."""
+
+    def __init__(
+        self,
+        port: int = 0,
+        client_id: str = "sim-client",
+        client_secret: str = "sim-secret",
+        application_id: int = 1234,
+        expires_in: int = 600,
+        orders: int = 10_000,
+        products: int = 200,
+        seed: int = 42,
+        token_burst: int = 20,
+        token_rate_per_minute: float = 3,
+        retry_after: bool = True,
+        query_rate_limit: tuple[float, int] | None = None,
+        job_duration: float = 1.0,
+        page_size: int = 500,
+        clock: Callable[[], float] | None = None,
+        *,
+        host: str = "127.0.0.1",
+        customers: int = 100,
+        allowed_scopes: Iterable[str] = DEFAULT_SCOPES,
+        clients: Mapping[str, str] | None = None,
+        standard_jwt: bool = False,
+        require_scope: bool = True,
+        orders_start: str = DEFAULT_ORDERS_START,
+        orders_end: str = DEFAULT_ORDERS_END,
+        application_name: str = "Norce simulator",
+    ) -> None:
+        self.host = host
+        self.port = port
+        self.client_id = client_id
+        self.client_secret = client_secret
+        self.application_id = int(application_id)
+        self.application_name = application_name
+        self.retry_after = retry_after
+        self.time = SimTime(clock)
+        self._counters = Counters()
+        self._faults = FaultRegistry(seed)
+        self.identity = IdentityService(
+            self.time,
+            {client_id: client_secret, **(clients or {})},
+            allowed_scopes=allowed_scopes,
+            expires_in=expires_in,
+            burst=token_burst,
+            rate_per_minute=token_rate_per_minute,
+            retry_after=retry_after,
+            standard_jwt=standard_jwt,
+            require_scope=require_scope,
+        )
+        self.catalog = Catalog(products, customers, seed)
+        self.orders = OrderSource(
+            orders, seed, self.catalog.initial_part_nos, customers, orders_start, orders_end
+        )
+        self.query = query_api.QueryService(query_api.build_entity_sets(self.orders, self.catalog), page_size)
+        self.connect = connect_api.ConnectService(self.catalog, self.time, job_duration)
+        self.query_limiter = (
+            TokenBucket(query_rate_limit[1], query_rate_limit[0], self.time.now) if query_rate_limit else None
+        )
+        self._server: _Server | None = None
+        self._thread: threading.Thread | None = None
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._connections_lock = threading.Lock()
+
+    # -- lifecycle -----------------------------------------------------------------------------------------
+    def start(self) -> NorceSimulator:
+        """Bind (port 0 = a free port) and serve in a daemon thread; returns self."""
+        if self._server is not None:
+            raise RuntimeError("the simulator is already running")
+        self._stopping.clear()
+        self._server = _Server((self.host, self.port), self)
+        self.port = self._server.server_address[1]
+        self.identity.issuer = f"{self.base_url}/identity/1.0"
+        self._thread = threading.Thread(
+            target=self._server.serve_forever,
+            kwargs={"poll_interval": 0.05},
+            name="norce-simulator",
+            daemon=True,
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving, close keep-alive connections and release the port. Safe to call twice."""
+        server, self._server = self._server, None
+        if server is None:
+            return
+        self._stopping.set()
+        server.shutdown()
+        with self._connections_lock:
+            open_connections = list(self._connections)
+        for conn in open_connections:  # idle keep-alive handlers would otherwise answer after stop()
+            with contextlib.suppress(OSError):
+                conn.shutdown(socket.SHUT_RDWR)
+        server.server_close()
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> NorceSimulator:
+        return self.start() if self._server is None else self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    def _track(self, conn: socket.socket, add: bool) -> None:
+        with self._connections_lock:
+            if add:
+                self._connections.add(conn)
+            else:
+                self._connections.discard(conn)
+
+    # -- addresses -----------------------------------------------------------------------------------------
+    @property
+    def base_url(self) -> str:
+        """``http://127.0.0.1:PORT`` (valid after :meth:`start`)."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def token_url(self) -> str:
+        """The identity endpoint clients post to."""
+        return self.base_url + TOKEN_PATH
+
+    def connection_dict(self) -> dict[str, Any]:
+        """The Airflow connection in JSON form (for ``AIRFLOW_CONN_NORCE_DEFAULT``)."""
+        return {
+            "conn_type": "norce",
+            "host": self.base_url,
+            "login": self.client_id,
+            "password": self.client_secret,
+            "extra": {"application_id": str(self.application_id)},
+        }
+
+    def connection_uri(self) -> str:
+        """The same connection as an Airflow URI (the base URL travels in the ``base_url`` extra)."""
+        extras = urlencode({"base_url": self.base_url, "application_id": str(self.application_id)})
+        user = quote(self.client_id, safe="")
+        secret = quote(self.client_secret, safe="")
+        return f"norce://{user}:{secret}@{self.host}:{self.port}/?{extras}"
+
+    # -- steering ------------------------------------------------------------------------------------------
+    def counters(self) -> dict[str, Any]:
+        """Snapshot: token_requests, tokens_issued, token_429, api_429, api_401, jobs_created, requests."""
+        return self._counters.snapshot()
+
+    def reset_counters(self) -> None:
+        """Zero the counters (tokens, jobs and data stay)."""
+        self._counters.reset()
+
+    def reset_rate_limits(self) -> None:
+        """Refill the token and Query rate-limit buckets, as if a long pause had passed."""
+        self.identity.limiter.reset()
+        if self.query_limiter is not None:
+            self.query_limiter.reset()
+
+    def add_fault(
+        self,
+        endpoint: str,
+        kind: str,
+        count: int | None = None,
+        ratio: float | None = None,
+        status: int | None = None,
+        retry_after: int | str | None = None,
+        delay: float | None = None,
+        after_processing: bool = False,
+    ) -> None:
+        """Inject a failure; see :mod:`airflow_provider_norce.testing.faults` for endpoints and kinds."""
+        self._faults.add(
+            make_fault(endpoint, kind, count, ratio, status, retry_after, delay, after_processing)
+        )
+
+    def clear_faults(self) -> None:
+        """Remove every injected fault."""
+        self._faults.clear()
+
+    def revoke_tokens(self) -> None:
+        """Make every issued token unknown: the next API call with one answers 401."""
+        self.identity.revoke_all()
+
+    # -- request handling ------------------------------------------------------------------------------------
+    def _serve(self, handler: _Handler, method: str) -> None:
+        path, _, query = handler.path.partition("?")
+        body = handler.read_body()
+        if path == "/_sim" or path.startswith("/_sim/"):
+            handler.write_reply(self._control(method, path, query, body), method)
+            return
+        self._counters.record_request(method, path)
+        lowered = path.lower()
+        is_token = path == TOKEN_PATH
+        fault = self._faults.match(self._categories(lowered, is_token), path)
+        if fault is not None and not fault.after_processing and fault.kind != "truncated":
+            self._inject(handler, method, fault, None, lowered, is_token)
+            return
+        reply = self._route(handler, method, path, lowered, query, body, is_token)
+        if fault is not None:
+            self._inject(handler, method, fault, reply, lowered, is_token)
+            return
+        handler.write_reply(reply, method)
+
+    @staticmethod
+    def _categories(lowered: str, is_token: bool) -> frozenset[str]:
+        if is_token:
+            return _TOKEN_CATEGORIES
+        if lowered.startswith(query_api.PREFIX):
+            return _QUERY_CATEGORIES
+        if lowered.startswith(connect_api.PREFIX):
+            return _JOB_CATEGORIES if lowered.startswith(connect_api.PREFIX + "job/") else _CONNECT_CATEGORIES
+        return _API_CATEGORIES
+
+    def _route(
+        self, handler: _Handler, method: str, path: str, lowered: str, query: str, body: bytes, is_token: bool
+    ) -> Reply:
+        headers = handler.headers
+        if is_token:
+            self._counters.incr("token_requests")
+            if method != "POST":
+                reply = json_reply(
+                    405, {"error": "invalid_request", "error_description": "Use POST."}, {"Allow": "POST"}
+                )
+            else:
+                reply = self.identity.handle(headers.get("Content-Type"), body, handler.client_address[0])
+            if reply.status == 429:
+                self._counters.incr("token_429")
+            elif reply.status == 200:
+                self._counters.incr("tokens_issued")
+            return reply
+        is_query = lowered.startswith(query_api.PREFIX)
+        if is_query and self.query_limiter is not None:
+            wait = self.query_limiter.take(handler.client_address[0])
+            if wait is not None:
+                self._counters.incr("api_429")
+                extra = {"Retry-After": str(retry_after_seconds(wait))} if self.retry_after else {}
+                return odata_error(429, "TooManyRequests", "Too many requests; slow down.", extra)
+        denied = self._gate(headers)
+        if denied is not None:
+            return denied
+        self.connect.settle()
+        if is_query:
+            if method not in ("GET", "HEAD"):
+                return odata_error(405, "MethodNotAllowed", "The Query API is read-only.", {"Allow": "GET"})
+            host = headers.get("Host")
+            base = f"http://{host}" if host else self.base_url
+            return self.query.handle(path[len(query_api.PREFIX) :], query, base)
+        if lowered == METADATA_APPLICATION:
+            if method != "GET":
+                return message_error(405, "Use GET.", {"Allow": "GET"})
+            return json_reply(200, {"ApplicationId": self.application_id, "Name": self.application_name})
+        if lowered.startswith(connect_api.PREFIX):
+            return self._connect(method, path[len(connect_api.PREFIX) :], query, headers, body)
+        return message_error(404, f"No HTTP resource was found that matches the request URI '{path}'.")
+
+    def _gate(self, headers: Message) -> Reply | None:
+        """401 for a bad bearer token, 400/403 for a bad application id; None when the call may pass."""
+        auth = headers.get("Authorization") or ""
+        scheme, _, token = auth.partition(" ")
+        problem = "No bearer token was sent." if scheme.lower() != "bearer" or not token.strip() else None
+        problem = problem or self.identity.check(token.strip())
+        if problem is not None:
+            self._counters.incr("api_401")
+            return message_error(
+                401, f"Authorization has been denied for this request. {problem}", _WWW_AUTHENTICATE
+            )
+        raw = headers.get("ApplicationId") or headers.get("application-id")
+        if raw is None or not raw.strip():
+            return message_error(400, "The ApplicationId header is missing; send the numeric application id.")
+        if not raw.strip().isdigit():
+            return message_error(400, f"The ApplicationId header {raw!r} is not numeric.")
+        if int(raw) != self.application_id:
+            return message_error(403, f"This client has no access to application {int(raw)}.")
+        return None
+
+    def _connect(self, method: str, rest: str, query: str, headers: Message, body: bytes) -> Reply:
+        lowered = rest.lower()
+        if lowered in ("job/get", "job/getlog"):
+            if method != "GET":
+                return message_error(405, "Use GET.", {"Allow": "GET"})
+            raw = parse_qs(query).get("id", [""])[0]
+            if not raw.strip().lstrip("-").isdigit():
+                return message_error(400, f"The id parameter {raw!r} is not a job id (an integer).")
+            job_id = int(raw)
+            result: Any = (
+                self.connect.job_status(job_id) if lowered == "job/get" else self.connect.job_log(job_id)
+            )
+            if result is None:
+                return message_error(404, f"Job {job_id} was not found.")
+            return json_reply(200, result)
+        if method != "POST":
+            return message_error(405, "Import methods take POST.", {"Allow": "POST"})
+        reply, created = self.connect.post_import(rest, headers.get(connect_api.HEADER), body)
+        if created:
+            self._counters.incr("jobs_created")
+        return reply
+
+    def _inject(
+        self, handler: _Handler, method: str, fault: Fault, reply: Reply | None, lowered: str, is_token: bool
+    ) -> None:
+        if fault.kind == "timeout":
+            self._stopping.wait(10.0 if fault.delay is None else fault.delay)
+            handler.hang_up()
+            return
+        if fault.delay:
+            self._stopping.wait(fault.delay)
+        if fault.kind == "drop":
+            full = reply or json_reply(200, {"value": [{"Id": n} for n in range(50)]})
+            handler.write_reply(full, method, cut_body_to=len(full.body) // 2)
+            handler.hang_up()
+            return
+        if fault.kind == "truncated":
+            assert reply is not None  # truncated faults always process the request first
+            handler.write_reply(Reply(200, reply.body[: max(1, len(reply.body) // 2)], reply.headers), method)
+            return
+        status = fault.http_status()
+        headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+        if status == 429:
+            self._counters.incr("token_429" if is_token else "api_429")
+        if is_token:
+            error = "rate_limited" if status == 429 else "server_error"
+            answer = json_reply(status, {"error": error, "error_description": "Simulated fault."}, headers)
+        elif status in (502, 503, 504):  # gateways answer with HTML, not JSON
+            text = f"<html><body><h1>{status} {HTTPStatus(status).phrase}</h1></body></html>"
+            answer = Reply(status, text.encode(), headers, "text/html; charset=utf-8")
+        elif lowered.startswith(query_api.PREFIX):
+            answer = odata_error(status, "SimulatedFault", f"Simulated {status}.", headers)
+        else:
+            answer = message_error(status, f"Simulated {status}.", headers)
+        handler.write_reply(answer, method)
+
+    def _control(self, method: str, path: str, query: str, body: bytes) -> Reply:
+        """The ``/_sim/`` steering API for tests in other processes."""
+        action = (method, path.rstrip("/"))
+        try:
+            if action == ("GET", "/_sim/counters"):
+                return json_reply(200, self.counters())
+            if action == ("POST", "/_sim/reset"):
+                self.reset_counters()
+                if parse_qs(query).get("rate_limits", ["false"])[0].lower() in ("1", "true", "yes"):
+                    self.reset_rate_limits()
+                return json_reply(200, {"ok": True})
+            if action == ("GET", "/_sim/faults"):
+                return json_reply(200, self._faults.list())
+            if action == ("POST", "/_sim/faults"):
+                spec = json.loads(body or b"{}")
+                if not isinstance(spec, dict):
+                    raise ValueError("send a JSON object with the add_fault arguments")
+                self.add_fault(**spec)
+                return json_reply(201, {"ok": True})
+            if action == ("DELETE", "/_sim/faults"):
+                self.clear_faults()
+                return json_reply(200, {"ok": True})
+            if action == ("POST", "/_sim/revoke"):
+                self.revoke_tokens()
+                return json_reply(200, {"ok": True})
+            if action == ("GET", "/_sim/info"):
+                info = {
+                    "base_url": self.base_url,
+                    "token_url": self.token_url,
+                    "connection": self.connection_dict(),
+                }
+                return json_reply(200, info)
+        except (TypeError, ValueError) as err:
+            return json_reply(400, {"error": str(err)})
+        return json_reply(404, {"error": f"no simulator control {method} {path}"})
