@@ -9,3 +9,5 @@ _HOME = tempfile.mkdtemp(prefix="norce-airflow-home-")
 os.environ.setdefault("AIRFLOW_HOME", _HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+# The machine-wide token store of this test session: never the user's real one, never shared between runs.
+os.environ.setdefault("NORCE_TOKEN_CACHE_DIR", tempfile.mkdtemp(prefix="norce-tokens-"))

@@ -211,7 +211,7 @@ class NorceHook(BaseHook):
         try:
             body = response.json()
             code = str(body.get("error") or "")
-            description = str(body.get("error_description") or "")
+            description = str(body.get("error_description") or "").strip().rstrip(".")
         except (ValueError, AttributeError):
             code, description = "", excerpt(response.content, 120)
         hint = OAUTH_ERRORS_NEEDING_A_HUMAN.get(code, "check the connection's credentials")
