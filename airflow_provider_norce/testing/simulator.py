@@ -229,7 +229,7 @@ class NorceSimulator:
         self.identity.issuer = f"{self.base_url}/identity/1.0"
         self._thread = threading.Thread(
             target=self._server.serve_forever,
-            kwargs={"poll_interval": 0.05},
+            kwargs={"poll_interval": 0.5},
             name="norce-simulator",
             daemon=True,
         )
@@ -242,7 +242,12 @@ class NorceSimulator:
         if server is None:
             return
         self._stopping.set()
-        server.shutdown()
+        stopper = threading.Thread(target=server.shutdown, name="norce-simulator-stop", daemon=True)
+        stopper.start()
+        while stopper.is_alive():  # wake serve_forever's select() with a connection instead of waiting a poll
+            with contextlib.suppress(OSError):
+                socket.create_connection((self.host, self.port), timeout=0.2).close()
+            stopper.join(0.01)
         with self._connections_lock:
             open_connections = list(self._connections)
         for conn in open_connections:  # idle keep-alive handlers would otherwise answer after stop()
@@ -344,6 +349,8 @@ class NorceSimulator:
         self._counters.record_request(method, path)
         lowered = path.lower()
         is_token = path == TOKEN_PATH
+        if is_token:  # every attempt counts, faulted ones included: that is what a rate limit sees
+            self._counters.incr("token_requests")
         fault = self._faults.match(self._categories(lowered, is_token), path)
         if fault is not None and not fault.after_processing and fault.kind != "truncated":
             self._inject(handler, method, fault, None, lowered, is_token)
@@ -369,7 +376,6 @@ class NorceSimulator:
     ) -> Reply:
         headers = handler.headers
         if is_token:
-            self._counters.incr("token_requests")
             if method != "POST":
                 reply = json_reply(
                     405, {"error": "invalid_request", "error_description": "Use POST."}, {"Allow": "POST"}

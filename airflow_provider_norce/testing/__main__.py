@@ -1,0 +1,93 @@
+"""``python -m airflow_provider_norce.testing serve``: run the simulator for DAGs and tests in other processes.
+
+Prints exactly one line, ``Norce simulator listening on http://127.0.0.1:PORT``, once the socket listens
+(flushed, so a parent process can read it from a pipe), then serves until SIGINT or SIGTERM.
+"""
+
+from __future__ import annotations
+
+import argparse
+import signal
+import sys
+import threading
+from typing import Any
+
+from airflow_provider_norce.testing.simulator import NorceSimulator
+
+
+def _rate_limit(text: str) -> tuple[float, int]:
+    try:
+        rate, burst = text.split(",")
+        return float(rate), int(burst)
+    except ValueError:
+        raise argparse.ArgumentTypeError("use RATE_PER_SECOND,BURST, e.g. 20,40") from None
+
+
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI's argument parser (one ``serve`` command)."""
+    parser = argparse.ArgumentParser(prog="python -m airflow_provider_norce.testing", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    serve = commands.add_parser("serve", help="run a Norce simulator until interrupted")
+    serve.add_argument("--host", default="127.0.0.1")
+    serve.add_argument("--port", type=int, default=0, help="0 picks a free port (default)")
+    serve.add_argument("--client-id", default="sim-client")
+    serve.add_argument("--client-secret", default="sim-secret")
+    serve.add_argument("--application-id", type=int, default=1234)
+    serve.add_argument("--expires-in", type=int, default=600, help="token lifetime in seconds")
+    serve.add_argument("--orders", type=int, default=10_000)
+    serve.add_argument("--products", type=int, default=200)
+    serve.add_argument("--customers", type=int, default=100)
+    serve.add_argument("--seed", type=int, default=42)
+    serve.add_argument("--token-burst", type=int, default=20)
+    serve.add_argument("--token-rate", type=float, default=3, help="token requests refilled per minute")
+    serve.add_argument("--no-retry-after", action="store_true", help="answer 429 without Retry-After")
+    serve.add_argument("--query-rate-limit", type=_rate_limit, default=None, metavar="RATE,BURST")
+    serve.add_argument("--job-duration", type=float, default=1.0, help="seconds from Queued to the end state")
+    serve.add_argument("--page-size", type=int, default=500)
+    serve.add_argument(
+        "--standard-jwt", action="store_true", help="tokens start with eyJ (see identity docs)"
+    )
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse ``argv``, serve until a signal, return the exit code."""
+    args = build_parser().parse_args(argv)
+    sim = NorceSimulator(
+        port=args.port,
+        client_id=args.client_id,
+        client_secret=args.client_secret,
+        application_id=args.application_id,
+        expires_in=args.expires_in,
+        orders=args.orders,
+        products=args.products,
+        seed=args.seed,
+        token_burst=args.token_burst,
+        token_rate_per_minute=args.token_rate,
+        retry_after=not args.no_retry_after,
+        query_rate_limit=args.query_rate_limit,
+        job_duration=args.job_duration,
+        page_size=args.page_size,
+        host=args.host,
+        customers=args.customers,
+        standard_jwt=args.standard_jwt,
+    )
+    stop = threading.Event()
+
+    def on_signal(signum: int, frame: Any) -> None:
+        stop.set()
+
+    signal.signal(signal.SIGTERM, on_signal)
+    signal.signal(signal.SIGINT, on_signal)
+    sim.start()
+    try:
+        print(f"Norce simulator listening on {sim.base_url}", flush=True)
+        while not stop.wait(0.5):
+            pass
+    finally:
+        sim.stop()
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
