@@ -1,0 +1,109 @@
+"""The server itself: many clients at once, keep-alive, clean shutdown, port selection."""
+
+from __future__ import annotations
+
+import socket
+import threading
+
+import pytest
+import requests
+
+from airflow_provider_norce.testing import NorceSimulator
+
+PATH = "/commerce/metadata/1.1/GetApplication"
+
+
+def test_many_concurrent_clients_share_one_token(make_sim):
+    sim, client = make_sim(orders=2000)
+    headers = client.headers()
+    failures: list[str] = []
+
+    def worker() -> None:
+        with requests.Session() as session:
+            for _ in range(20):
+                response = session.get(sim.base_url + PATH, headers=headers, timeout=10)
+                if response.status_code != 200:
+                    failures.append(response.text)
+            page = session.get(
+                sim.base_url + "/commerce/query/2.0/Orders/Orders", headers=headers, timeout=10
+            )
+            if len(page.json()["value"]) != 500:
+                failures.append("short page")
+
+    threads = [threading.Thread(target=worker) for _ in range(16)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    assert failures == []
+    counters = sim.counters()
+    assert counters["requests"][f"GET {PATH}"] == 320
+    assert counters["token_requests"] == 1
+
+
+def test_keep_alive_reuses_one_connection(make_sim):
+    sim, client = make_sim()
+    headers = client.headers()
+    with socket.create_connection(("127.0.0.1", sim.port), timeout=5) as raw:
+        request = (
+            f"GET {PATH} HTTP/1.1\r\nHost: 127.0.0.1\r\nAuthorization: {headers['Authorization']}\r\n"
+            "ApplicationId: 1234\r\n\r\n"
+        ).encode()
+        reader = raw.makefile("rb")
+        for _ in range(3):
+            raw.sendall(request)
+            status = reader.readline()
+            assert status.startswith(b"HTTP/1.1 200")
+            length = 0
+            while (line := reader.readline()) not in (b"\r\n", b""):
+                name, _, value = line.decode().partition(":")
+                if name.lower() == "content-length":
+                    length = int(value)
+                assert name.lower() != "connection" or "close" not in value
+            assert b'"ApplicationId":1234' in reader.read(length)
+
+
+def test_stop_closes_idle_keep_alive_connections_and_frees_the_port():
+    sim = NorceSimulator(orders=10).start()
+    port = sim.port
+    session = requests.Session()
+    assert session.get(sim.base_url + "/_sim/counters", timeout=5).status_code == 200
+    sim.stop()
+    sim.stop()  # idempotent
+    with pytest.raises(requests.exceptions.ConnectionError):
+        session.get(f"http://127.0.0.1:{port}/_sim/counters", timeout=2)
+    again = NorceSimulator(port=port, orders=10).start()
+    try:
+        assert again.port == port
+    finally:
+        again.stop()
+
+
+def test_context_manager_and_double_start():
+    with NorceSimulator(orders=1) as sim:
+        assert sim.base_url == f"http://127.0.0.1:{sim.port}"
+        assert sim.token_url == sim.base_url + "/identity/1.0/connect/token"
+        with pytest.raises(RuntimeError):
+            sim.start()
+        assert requests.get(sim.base_url + "/_sim/counters", timeout=5).status_code == 200
+
+
+def test_stop_interrupts_a_held_timeout_fault():
+    sim = NorceSimulator().start()
+    sim.add_fault("token", "timeout", delay=60)
+    errors: list[BaseException] = []
+
+    def call() -> None:
+        try:
+            requests.post(sim.token_url, data={}, timeout=30)
+        except requests.RequestException as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=call)
+    thread.start()
+    while sim.counters()["token_requests"] == 0:
+        threading.Event().wait(0.01)
+    sim.stop()
+    thread.join(timeout=10)
+    assert not thread.is_alive()
+    assert errors and isinstance(errors[0], requests.exceptions.ConnectionError)
