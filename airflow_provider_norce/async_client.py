@@ -1,0 +1,190 @@
+"""``NorceAsyncClient``: the triggerer's way to read Norce, with the sync hook's rules and no blocking I/O.
+
+The triggerer runs every trigger on one event loop, so a blocking call there stalls all of them. This
+client sends its requests with ``httpx.AsyncClient`` and keeps everything else the sync hook decides in
+one place by delegating to it:
+
+* tokens: ``NorceHook.get_access_token`` in a worker thread, so the process-wide cache, the single
+  flight and the token-request limiter are the same code (and the same cache) as in tasks;
+* where the token may go: ``NorceHook.url_for`` refuses every origin but the configured Norce host;
+* retries: the same :class:`~airflow_provider_norce.retry.RetryPolicy`, built from the connection, driven
+  by ``tenacity.AsyncRetrying``; answers become errors through :func:`~airflow_provider_norce.retry.api_error`;
+* a 401 drops that token and repeats the call once with a new one; a second 401 is a ``NorceAuthError``.
+
+It only reads (``GET``): everything a trigger does must be safe to repeat.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_norce.exceptions import NorceAPIError, NorceAuthError, excerpt
+from airflow_provider_norce.jobs import JOB_GET, JOB_GET_LOG, JobState, error_lines
+from airflow_provider_norce.retry import IDEMPOTENT_METHODS, api_error
+from airflow_provider_norce.token_cache import token_key
+
+if TYPE_CHECKING:
+    from types import TracebackType
+
+    import httpx
+
+    from airflow_provider_norce.connection import NorceConnectionConfig
+    from airflow_provider_norce.hooks.norce import NorceHook
+
+
+class NorceAsyncClient:
+    """Async reads from Norce for one connection; use as ``async with NorceAsyncClient(config) as c``.
+
+    :param config: the validated connection (the trigger reads it with an async look-up).
+    :param hook: the sync hook whose token logic and URL rule are reused; built from ``config`` by default.
+    :param client: an ``httpx.AsyncClient`` to use instead of building one (it is then not closed here).
+    """
+
+    def __init__(
+        self,
+        config: NorceConnectionConfig,
+        *,
+        hook: NorceHook | None = None,
+        client: httpx.AsyncClient | None = None,
+    ) -> None:
+        if hook is None:
+            from airflow_provider_norce.hooks.norce import NorceHook
+
+            hook = NorceHook(config.conn_id, config=config)
+        self.config = config
+        self.hook = hook
+        self._client = client
+        self._owns_client = client is None
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(conn_id={self.config.conn_id!r})"
+
+    async def __aenter__(self) -> NorceAsyncClient:
+        return self
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        if self._client is not None and self._owns_client:
+            await self._client.aclose()
+            self._client = None
+
+    @property
+    def client(self) -> httpx.AsyncClient:
+        if self._client is None:
+            self._client = _build_client(self.config)
+        return self._client
+
+    # -- Connect jobs ------------------------------------------------------------------------------
+
+    async def job_state(self, job_id: str) -> JobState:
+        """``Job/Get`` for one job."""
+        payload = await self.get_json(self.hook.service_url("connect") + JOB_GET, params={"id": str(job_id)})
+        return JobState.from_response(str(job_id), payload)
+
+    async def job_error_lines(self, job_id: str) -> list[str]:
+        """The Error lines (``SeverityId`` 3) of ``Job/GetLog`` for one job."""
+        payload = await self.get_json(
+            self.hook.service_url("connect") + JOB_GET_LOG, params={"id": str(job_id)}
+        )
+        return error_lines(payload)
+
+    # -- requests ----------------------------------------------------------------------------------
+
+    async def get_json(self, endpoint: str, params: dict[str, Any] | None = None) -> Any:
+        """One authenticated GET, retried as the sync hook would; returns the parsed JSON body."""
+        return await self.request_json("GET", endpoint, params=params)
+
+    async def request_json(self, method: str, endpoint: str, params: dict[str, Any] | None = None) -> Any:
+        import httpx
+
+        method = method.upper()
+        url = self.hook.url_for(endpoint)  # refuses any origin the token must not reach
+        shown = url.split("?", 1)[0]
+        idempotent = method in IDEMPOTENT_METHODS
+        key = token_key(
+            self.config.token_url, self.config.client_id, self.config.scope, self.config.client_secret
+        )
+
+        async def send(access_token: str) -> httpx.Response:
+            try:
+                return await self.client.request(
+                    method,
+                    url,
+                    params=params,
+                    headers={"Authorization": f"Bearer {access_token}"},
+                )
+            except httpx.TransportError as err:
+                never_sent = isinstance(err, (httpx.ConnectTimeout, httpx.ConnectError))
+                raise NorceAPIError(
+                    f"{method} {shown} failed before Norce answered: {type(err).__name__}",
+                    method=method,
+                    url=shown,
+                    retryable=idempotent or never_sent,
+                ) from None
+
+        async def attempt() -> Any:
+            token = await asyncio.to_thread(self.hook.get_access_token)
+            response = await send(token)
+            if response.status_code == 401:
+                # Norce no longer takes this token: drop it (here and in the shared store), renew once.
+                await asyncio.to_thread(
+                    lambda: self.hook.token_cache.invalidate(key, token, self.hook.shared_store)
+                )
+                response = await send(await asyncio.to_thread(self.hook.get_access_token))
+                if response.status_code == 401:
+                    raise NorceAuthError(
+                        f"Norce connection {self.config.conn_id!r}: {method} {shown} answered 401 to a "
+                        f"freshly issued token; the OAuth user may lack access to this API or application "
+                        f"{self.config.application_id}",
+                        conn_id=self.config.conn_id,
+                        status_code=401,
+                    )
+            if not 200 <= response.status_code < 300:
+                raise api_error(
+                    method, shown, response.status_code, response.headers.get("Retry-After"), response.content
+                )
+            try:
+                return response.json()
+            except ValueError:
+                raise NorceAPIError(
+                    f"Norce answered {method} {shown} with {response.status_code} and a body that is not "
+                    f"complete JSON ({len(response.content)} bytes)",
+                    status_code=response.status_code,
+                    method=method,
+                    url=shown,
+                    body_excerpt=excerpt(response.content[-120:]),
+                    retryable=idempotent,
+                ) from None
+
+        return await self.hook.retry_policy.async_retrying()(attempt)
+
+
+def _build_client(config: NorceConnectionConfig) -> httpx.AsyncClient:
+    """An ``httpx.AsyncClient`` with the connection's TLS, proxy and timeout settings; no redirects."""
+    import httpx
+
+    from airflow_provider_norce import __version__
+
+    headers = {"Accept": "application/json", "User-Agent": f"airflow-provider-norce/{__version__}"}
+    if config.application_id is not None:
+        headers["ApplicationId"] = str(config.application_id)
+    mounts: dict[str, httpx.AsyncBaseTransport | None] | None = None
+    if config.proxies:
+        mounts = {
+            f"{scheme}://": httpx.AsyncHTTPTransport(proxy=proxy, verify=config.verify)
+            for scheme, proxy in config.proxies.items()
+            if scheme in ("http", "https") and proxy
+        }
+    return httpx.AsyncClient(
+        headers=headers,
+        timeout=config.timeout,
+        verify=config.verify,
+        follow_redirects=False,  # a redirect must never carry the bearer token elsewhere
+        mounts=mounts,
+        trust_env=True,
+    )

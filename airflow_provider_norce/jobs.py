@@ -1,0 +1,303 @@
+"""The Norce Connect job model: what ``Job/Get``, ``Job/GetLog`` and an import answer say, and what it means.
+
+Connect imports are asynchronous: the ``POST`` answers with a ``JobId`` and Norce works through the job
+afterwards. Operator, sensor and trigger all read the same answers and must agree on when a job is done
+and whether it went well, so that reading lives here, free of I/O (the sync hook and the async client
+fetch; this module only interprets):
+
+* ``StatusId``: 1 Initialized, 5 Validating, 6 Queued are running; 2 Succeeded, 3 Failed and
+  4 Validation failed are terminal. ``IsFinished`` is trusted over the status when Norce sends it.
+* Counts: ``Insert`` or ``Inserts`` (one public contract spells it each way), ``Updates``, ``Fail``.
+* Summaries are small, JSON-able dicts: they travel in XCom and in trigger events.
+"""
+
+from __future__ import annotations
+
+import enum
+import logging
+import time
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError, excerpt
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+    from airflow_provider_norce.hooks.norce import NorceHook
+
+log = logging.getLogger(__name__)
+
+#: The Connect import methods Norce documents (``{service}/{method}`` under ``/commerce/connect/4.0/``).
+IMPORT_METHODS: tuple[str, ...] = (
+    "Product/ImportProducts",
+    "Product/ImportOnhands",
+    "Product/ImportSkuPriceLists",
+    "Product/ImportPriceLists",
+    "Product/ImportRelations",
+    "Product/ImportCompetitorSkus",
+    "Customer/ImportCustomers",
+    "Customer/ImportCompanies",
+)
+#: ``Job/GetLog`` severities.
+SEVERITY_ERROR = 3
+#: At most this many error lines per job travel in a summary (XCom and events stay small).
+MAX_ERROR_LINES = 20
+MAX_MESSAGES = 20
+JOB_GET = "Job/Get"
+JOB_GET_LOG = "Job/GetLog"
+
+
+class JobStatus(enum.IntEnum):
+    """Connect 4.0 ``StatusId`` values."""
+
+    INITIALIZED = 1
+    SUCCEEDED = 2
+    FAILED = 3
+    VALIDATION_FAILED = 4
+    VALIDATING = 5
+    QUEUED = 6
+
+    @property
+    def label(self) -> str:
+        return self.name.replace("_", " ").capitalize()
+
+
+RUNNING_STATUSES = frozenset({JobStatus.INITIALIZED, JobStatus.VALIDATING, JobStatus.QUEUED})
+TERMINAL_STATUSES = frozenset({JobStatus.SUCCEEDED, JobStatus.FAILED, JobStatus.VALIDATION_FAILED})
+
+
+def status_label(status_id: int | None) -> str:
+    """``"Validation failed"`` for 4; an unknown id is named, not hidden."""
+    try:
+        return JobStatus(status_id).label  # type: ignore[arg-type]
+    except ValueError:
+        return f"Unknown status {status_id}"
+
+
+def known_import_method(import_method: str) -> str:
+    """The canonical spelling of a documented import method; a clear error listing them otherwise."""
+    text = str(import_method or "").strip().strip("/")
+    for method in IMPORT_METHODS:
+        if method.lower() == text.lower():
+            return method
+    raise ValueError(
+        f"import_method {import_method!r} is not a Norce Connect import method; use one of: "
+        + ", ".join(IMPORT_METHODS)
+    )
+
+
+@dataclass(frozen=True)
+class JobState:
+    """One ``Job/Get`` answer, read tolerantly (``Insert``/``Inserts``; ``IsFinished`` trusted)."""
+
+    job_id: str
+    status_id: int | None
+    is_finished: bool
+    inserts: int = 0
+    updates: int = 0
+    fail: int = 0
+    totals: int | None = None
+    run_time: str | None = None
+
+    @classmethod
+    def from_response(cls, job_id: str, payload: Any) -> JobState:
+        if not isinstance(payload, dict):
+            raise NorceAPIError(
+                f"Norce answered Job/Get for job {job_id} with something other than a job object: "
+                f"{excerpt(repr(payload), 120)}"
+            )
+        status_id = _int_or_none(payload.get("StatusId"))
+        finished = payload.get("IsFinished")
+        # trust IsFinished; without a usable one, fall back on the documented terminal states
+        is_finished = finished if isinstance(finished, bool) else status_id in TERMINAL_STATUSES
+        inserts = payload.get("Insert", payload.get("Inserts"))
+        return cls(
+            job_id=str(job_id),
+            status_id=status_id,
+            is_finished=is_finished,
+            inserts=_int_or_none(inserts) or 0,
+            updates=_int_or_none(payload.get("Updates")) or 0,
+            fail=_int_or_none(payload.get("Fail")) or 0,
+            totals=_int_or_none(payload.get("Totals")),
+            run_time=payload.get("RunTime") if isinstance(payload.get("RunTime"), str) else None,
+        )
+
+    @property
+    def succeeded(self) -> bool:
+        return self.is_finished and self.status_id == JobStatus.SUCCEEDED
+
+    @property
+    def status(self) -> str:
+        return status_label(self.status_id)
+
+    def summary(self, errors: list[str] | None = None) -> dict[str, Any]:
+        """A small JSON-able view for XCom and trigger events."""
+        data: dict[str, Any] = {
+            "job_id": self.job_id,
+            "status_id": self.status_id,
+            "status": self.status,
+            "finished": self.is_finished,
+            "inserts": self.inserts,
+            "updates": self.updates,
+            "fail": self.fail,
+            "totals": self.totals,
+            "run_time": self.run_time,
+        }
+        if errors is not None:
+            data["errors"] = errors[:MAX_ERROR_LINES]
+            if len(errors) > MAX_ERROR_LINES:
+                data["errors_omitted"] = len(errors) - MAX_ERROR_LINES
+        return data
+
+
+def error_lines(log: Any) -> list[str]:
+    """The ``Message`` of every Error line (``SeverityId`` 3) of a ``Job/GetLog`` answer."""
+    if not isinstance(log, list):
+        return []
+    lines = []
+    for entry in log:
+        if isinstance(entry, dict) and _int_or_none(entry.get("SeverityId")) == SEVERITY_ERROR:
+            lines.append(excerpt(str(entry.get("Message") or "(no message)")))
+    return lines
+
+
+def check_jobs(jobs: dict[str, dict[str, Any]], *, allow_validation_failures: bool = False) -> None:
+    """Raise :class:`NorceJobError` naming every job that did not succeed, with its log's error lines.
+
+    ``allow_validation_failures`` accepts jobs that ended Validation failed (4): Norce refused their
+    items and imported nothing of them, which the caller declared acceptable.
+    """
+    bad = []
+    for job_id, job in jobs.items():
+        status_id = job.get("status_id")
+        if status_id == JobStatus.SUCCEEDED:
+            continue
+        if status_id == JobStatus.VALIDATION_FAILED and allow_validation_failures:
+            continue
+        bad.append((job_id, job))
+    if not bad:
+        return
+    parts = []
+    for job_id, job in bad:
+        errors = job.get("errors") or []
+        text = f"job {job_id} ended {job.get('status') or status_label(status_id)}"
+        text += f" (inserted {job.get('inserts', 0)}, updated {job.get('updates', 0)}, failed {job.get('fail', 0)})"
+        text += ": " + " | ".join(errors) if errors else "; its log has no error lines"
+        if job.get("errors_omitted"):
+            text += f" (+{job['errors_omitted']} more error lines in Job/GetLog?id={job_id})"
+        parts.append(text)
+    first_id, first = bad[0]
+    raise NorceJobError(
+        f"Norce Connect: {len(bad)} of {len(jobs)} job(s) did not succeed: " + "; ".join(parts),
+        job_id=str(first_id),
+        status_id=first.get("status_id"),
+    )
+
+
+@dataclass(frozen=True)
+class ImportAnswer:
+    """What a Connect import ``POST`` answered: the job id and the items Norce refused at once."""
+
+    job_id: str
+    total: int | None
+    validation_failures: int
+    messages: list[str]
+    description: str = ""
+
+    @classmethod
+    def from_response(cls, payload: Any, where: str) -> ImportAnswer:
+        """``where`` names the batch, for an error that says which POST answered what."""
+        job_id = payload.get("JobId") if isinstance(payload, dict) else None
+        if job_id in (None, ""):
+            raise NorceJobError(
+                f"Norce accepted {where} but answered without a JobId ({excerpt(repr(payload), 200)}); "
+                "the import may have been received: check the Connect jobs in Norce Admin before re-running"
+            )
+        summary = payload.get("ValidationSummary") or {}
+        if not isinstance(summary, dict):
+            summary = {}
+        messages = summary.get("Messages") or []
+        return cls(
+            job_id=str(job_id),
+            total=_int_or_none(summary.get("NrOfItemsInTotal")),
+            validation_failures=_int_or_none(summary.get("NrOfValidationFailures")) or 0,
+            messages=[excerpt(str(m)) for m in messages[:MAX_MESSAGES]] if isinstance(messages, list) else [],
+            description=str(payload.get("Description") or ""),
+        )
+
+
+# -- sync reads through the hook (the hook does the I/O) ----------------------------------------------
+
+
+def fetch_job_state(hook: NorceHook, job_id: str) -> JobState:
+    """``Job/Get`` for one job, through the hook's retries and token handling."""
+    payload = hook.run_json(hook.service_url("connect") + JOB_GET, params={"id": str(job_id)})
+    return JobState.from_response(str(job_id), payload)
+
+
+def fetch_error_lines(hook: NorceHook, job_id: str) -> list[str]:
+    """The Error lines of ``Job/GetLog`` for one job."""
+    return error_lines(hook.run_json(hook.service_url("connect") + JOB_GET_LOG, params={"id": str(job_id)}))
+
+
+def poll_jobs(hook: NorceHook, job_ids: Iterable[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
+    """One round of ``Job/Get``: summaries of every job (with error lines of those that ended badly)
+    and the ids still running."""
+    summaries: dict[str, dict[str, Any]] = {}
+    running: list[str] = []
+    for job_id in job_ids:
+        state = fetch_job_state(hook, job_id)
+        errors = fetch_error_lines(hook, job_id) if state.is_finished and not state.succeeded else None
+        summaries[state.job_id] = state.summary(errors)
+        if not state.is_finished:
+            running.append(state.job_id)
+    return summaries, running
+
+
+def wait_for_jobs(
+    hook: NorceHook,
+    job_ids: list[str],
+    *,
+    poll_interval: float,
+    timeout: float | None = None,
+    sleep: Callable[[float], None] = time.sleep,
+    clock: Callable[[], float] = time.monotonic,
+) -> dict[str, dict[str, Any]]:
+    """Poll until every job is finished; their summaries, in the order given.
+
+    Finished jobs are not asked again. Raises :class:`NorceJobError` when ``timeout`` seconds pass first:
+    the jobs keep running in Norce, and a retried task waits for the same ids instead of re-posting.
+    """
+    deadline = None if timeout is None else clock() + timeout
+    summaries: dict[str, dict[str, Any]] = {}
+    pending = list(job_ids)
+    while True:
+        polled, pending = poll_jobs(hook, pending)
+        summaries.update(polled)
+        if not pending:
+            return {job_id: summaries[str(job_id)] for job_id in job_ids}
+        remaining = None if deadline is None else deadline - clock()
+        if remaining is not None and remaining <= 0:
+            raise NorceJobError(
+                f"Norce Connect job(s) {', '.join(pending)} still running after {timeout} s; they keep "
+                "running in Norce. A retry of this task waits for the same job ids (nothing is posted again).",
+                job_id=pending[0],
+                status_id=summaries[pending[0]].get("status_id"),
+            )
+        log.info(
+            "Norce Connect job(s) %s still running; next check in %.1f s", ", ".join(pending), poll_interval
+        )
+        sleep(poll_interval if remaining is None else min(poll_interval, remaining))
+
+
+def _int_or_none(value: Any) -> int | None:
+    if isinstance(value, bool):
+        return None
+    if isinstance(value, int):
+        return value
+    if isinstance(value, str) and value.strip().lstrip("-").isdigit():
+        return int(value)
+    if isinstance(value, float) and value.is_integer():
+        return int(value)
+    return None
