@@ -218,6 +218,37 @@ class OrderSource:
             "Items": items,
         }
 
+    def row_json(self, index: int) -> str:
+        """Order ``index`` as compact JSON text, equal to ``json.dumps(row(index))`` but about twice as fast.
+
+        Why: paging throughput is bound by building and encoding rows; every value here is a number or a
+        string without characters JSON escapes (digits, ISO timestamps, currency codes, generated part numbers).
+        """
+        h = mix64(self._seed ^ index)
+        updated = self.updated_epoch(index)
+        parts = self._part_nos
+        n_parts = len(parts)
+        items = []
+        total = 0
+        g = h
+        for line in range(1 + (h >> 40) % 3):
+            g = mix64(g)
+            quantity = 1 + (g & 3)
+            cents = 4_900 + (g >> 8) % 95_000
+            amount = quantity * cents
+            total += amount
+            items.append(
+                f'{{"LineNo":{line + 1},"PartNo":"{parts[(g >> 32) % n_parts]}","Quantity":{quantity},'
+                f'"UnitPrice":{cents / 100!r},"Amount":{amount / 100!r}}}'
+            )
+        iso = self._iso
+        return (
+            f'{{"Id":{index + 1},"OrderNo":"S{index + 1:09d}","Created":"{iso(updated - (h & 0x3FFFF) % 259_200)}",'
+            f'"Updated":"{iso(updated)}","StatusId":{_STATUSES[(h >> 20) & 15]},'
+            f'"CustomerId":{1 + (h >> 24) % self._customers},"Currency":"{_CURRENCIES[(h >> 56) & 7]}",'
+            f'"TotalAmount":{total / 100!r},"Items":[{",".join(items)}]}}'
+        )
+
     def index_range(self, field: str, op: str, value: float) -> range | None:
         """Indices whose ``field`` satisfies ``field op value``, for a monotonic field; None if not answerable."""
         key = self.monotonic.get(field)
