@@ -23,7 +23,7 @@ with ``$expand=OnHand,PriceLists`` as on Norce)::
      "OnHand": [{"WarehouseCode": "MAIN", "LocationCode": "", "OnhandValue": 12.0, "IncomingValue": 0.0,
                  "NextDeliveryDate": null, "LeadTimeDayCount": null, "IsActive": true, "Updated": "...Z"}],
      "PriceLists": [{"PriceListCode": "DEFAULT", "QuantityBreak": 1, "PriceSale": 199.0,
-                     "PriceRecommended": 249.0, "CurrencyCode": "SEK", "IsActive": true, "Updated": "...Z"}]}
+                     "PriceRecommended": 248.0, "CurrencyCode": "SEK", "IsActive": true, "Updated": "...Z"}]}
 """
 
 from __future__ import annotations
