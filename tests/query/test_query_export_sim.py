@@ -1,0 +1,266 @@
+"""NorceQueryExportOperator against the local Norce simulator: content, windows, atomicity, object storage."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+from norce_query_testlib import (
+    context_for,
+    leftovers,
+    load_dagbag,
+    order_ids_in_window,
+    read_csv,
+    read_jsonl,
+    set_sim_connection,
+    utc,
+)
+
+from airflow_provider_norce.hooks.norce import NorceHook
+from airflow_provider_norce.operators.query import NorceQueryExportOperator
+
+DAY_START, DAY_END = utc(2026, 11, 19), utc(2026, 11, 20)
+
+
+def export(op: NorceQueryExportOperator, context: dict) -> dict:
+    op.render_template_fields(context)
+    return op.execute(context)
+
+
+def interval_timetable():
+    from airflow.timetables.interval import CronDataIntervalTimetable
+
+    return CronDataIntervalTimetable("0 0 * * *", timezone="UTC")
+
+
+class _Dag:
+    def __init__(self, timetable):
+        self.timetable = timetable
+
+
+def trigger_timetables():
+    """Every CronTriggerTimetable a task may see: core (3.0 hands it to tasks) and SDK (3.3)."""
+    from airflow.timetables.trigger import CronTriggerTimetable
+
+    found = [CronTriggerTimetable("@daily", timezone="UTC")]
+    try:
+        from airflow.sdk.definitions.timetables.trigger import CronTriggerTimetable as SdkCronTrigger
+    except ImportError:
+        pass
+    else:
+        found.append(SdkCronTrigger("@daily", timezone="UTC"))
+    return found
+
+
+@pytest.mark.norce_simulator(orders=6000, page_size=50)
+def test_jsonl_rows_equal_orders_in_data_interval(norce_simulator, tmp_path):
+    destination = tmp_path / "orders" / "2026-11-19.jsonl"
+    op = NorceQueryExportOperator(task_id="export", destination=str(destination), progress_interval=0)
+    summary = export(op, context_for(DAY_START, DAY_END, _Dag(interval_timetable())))
+
+    expected = order_ids_in_window(norce_simulator.sim, DAY_START, DAY_END)
+    rows = read_jsonl(str(destination))
+    assert [row["Id"] for row in rows] == expected
+    assert all("2026-11-19T" in row["Updated"] for row in rows)
+    assert summary == {"path": str(destination), "rows": len(expected), "pages": -(-len(expected) // 50)}
+    assert leftovers(str(destination.parent)) == []
+
+
+@pytest.mark.parametrize("timetable", trigger_timetables(), ids=lambda t: type(t).__module__)
+@pytest.mark.norce_simulator(orders=3000)
+def test_empty_interval_of_cron_trigger_run_exports_the_previous_period(norce_simulator, tmp_path, timetable):
+    destination = tmp_path / "orders.jsonl"
+    op = NorceQueryExportOperator(task_id="export", destination=str(destination))
+    # A "@daily" (CronTriggerTimetable) run for 2026-11-20: data interval start == end == logical date.
+    context = context_for(DAY_END, DAY_END, _Dag(timetable))
+    assert op.query_params(context)["$filter"] == (
+        "Updated ge 2026-11-19T00:00:00Z and Updated lt 2026-11-20T00:00:00Z"
+    )
+    summary = export(op, context)
+    assert summary["rows"] == len(order_ids_in_window(norce_simulator.sim, DAY_START, DAY_END)) > 0
+
+
+@pytest.mark.norce_simulator(orders=3000)
+def test_csv_header_from_select_and_first_row(norce_simulator, tmp_path):
+    selected = tmp_path / "selected.csv"
+    export(
+        NorceQueryExportOperator(
+            task_id="csv", destination=str(selected), file_format="csv", select="Id,OrderNo,TotalAmount"
+        ),
+        context_for(DAY_START, DAY_END, _Dag(interval_timetable())),
+    )
+    rows = read_csv(str(selected))
+    expected = order_ids_in_window(norce_simulator.sim, DAY_START, DAY_END)
+    assert [int(row["Id"]) for row in rows] == expected
+    assert list(rows[0]) == ["Id", "OrderNo", "TotalAmount"]
+
+    full = tmp_path / "full.csv"
+    export(
+        NorceQueryExportOperator(task_id="csv", destination=str(full), file_format="csv"),
+        context_for(DAY_START, DAY_END, _Dag(interval_timetable())),
+    )
+    rows = read_csv(str(full))
+    assert list(rows[0])[:3] == ["Id", "OrderNo", "Created"]
+    items = json.loads(rows[0]["Items"])  # nested values are JSON text
+    assert items[0]["LineNo"] == 1 and "PartNo" in items[0]
+    assert len(rows) == len(expected)
+
+
+@pytest.mark.norce_simulator(products=20)
+def test_csv_with_expand_and_whole_entity_set(norce_simulator, tmp_path):
+    destination = tmp_path / "skus.csv"
+    summary = export(
+        NorceQueryExportOperator(
+            task_id="skus",
+            entity="Products/ProductSkus",
+            destination=str(destination),
+            file_format="csv",
+            select=["PartNo", "IsActive"],
+            expand="OnHand($select=WarehouseCode,OnhandValue)",
+            window_field=None,
+        ),
+        context_for(None, None),
+    )
+    rows = read_csv(str(destination))
+    assert summary["rows"] == len(rows) == len(norce_simulator.sim.catalog.skus)
+    assert list(rows[0]) == ["PartNo", "IsActive", "OnHand"]
+    assert rows[0]["IsActive"] == "true"
+    assert json.loads(rows[0]["OnHand"])[0]["WarehouseCode"] == "MAIN"
+
+
+@pytest.mark.norce_simulator(orders=3000)
+def test_rerun_of_the_same_interval_rewrites_the_same_file(norce_simulator, tmp_path):
+    destination = tmp_path / "orders.jsonl"
+    context = context_for(DAY_START, DAY_END, _Dag(interval_timetable()))
+    export(NorceQueryExportOperator(task_id="export", destination=str(destination)), context)
+    first = destination.read_bytes()
+    destination.write_bytes(b"stale\n")
+    export(NorceQueryExportOperator(task_id="export", destination=str(destination)), context)
+    assert destination.read_bytes() == first
+    assert leftovers(str(tmp_path)) == []
+
+
+def _fail_after_two_pages(monkeypatch, sim, kind):
+    """Let two pages through, then make Query fail for good (more failures than the retry budget)."""
+    real = NorceHook.paginate_pages
+
+    def paginate_pages(self, endpoint, params=None):
+        for number, page in enumerate(real(self, endpoint, params), start=1):
+            yield page
+            if number == 2:
+                sim.add_fault("query", kind, count=50)
+
+    monkeypatch.setattr(NorceHook, "paginate_pages", paginate_pages)
+
+
+@pytest.mark.parametrize("kind", ["500", "drop"])
+@pytest.mark.parametrize("as_uri", [False, True], ids=["path", "file-uri"])
+@pytest.mark.norce_simulator(orders=6000, page_size=50)
+def test_failure_mid_export_leaves_the_destination_untouched(
+    norce_simulator, monkeypatch, tmp_path, kind, as_uri
+):
+    set_sim_connection(monkeypatch, norce_simulator.sim, max_attempts=2, max_retry_wait=5)
+    context = context_for(DAY_START, DAY_END, _Dag(interval_timetable()))
+    fresh = tmp_path / "fresh.jsonl"
+    kept = tmp_path / "kept.jsonl"
+    kept.write_text('{"previous": "complete export"}\n')
+    _fail_after_two_pages(monkeypatch, norce_simulator.sim, kind)
+
+    from airflow_provider_norce.exceptions import NorceAPIError
+
+    for path in (fresh, kept):
+        destination = f"file://{path}" if as_uri else str(path)
+        with pytest.raises(NorceAPIError):
+            export(NorceQueryExportOperator(task_id="export", destination=destination), context)
+        norce_simulator.sim.clear_faults()
+    assert not fresh.exists()
+    assert kept.read_text() == '{"previous": "complete export"}\n'
+    assert leftovers(str(tmp_path)) == []
+    assert norce_simulator.counters()["requests"]["GET /commerce/query/2.0/Orders/Orders"] >= 6
+
+
+@pytest.mark.norce_simulator(orders=3000)
+def test_object_storage_destination(norce_simulator, tmp_path):
+    expected = len(order_ids_in_window(norce_simulator.sim, DAY_START, DAY_END))
+    context = context_for(DAY_START, DAY_END, _Dag(interval_timetable()))
+    uri = f"file://{tmp_path}/bucket/orders/{{{{ ds }}}}.jsonl"
+    summary = export(
+        NorceQueryExportOperator(task_id="export", destination=uri), {**context, "ds": "2026-11-19"}
+    )
+    written = tmp_path / "bucket" / "orders" / "2026-11-19.jsonl"
+    assert summary["path"] == f"file://{written}"
+    assert len(read_jsonl(str(written))) == summary["rows"] == expected
+
+    from airflow.providers.common.compat.sdk import ObjectStoragePath
+
+    try:
+        storage_path = ObjectStoragePath(f"file://{tmp_path}/osp/orders.csv")
+    except TypeError as err:  # Airflow 3.0 with universal-pathlib >= 0.3 cannot build one at all
+        pytest.skip(f"this Airflow cannot build an ObjectStoragePath: {err}")
+    summary = export(
+        NorceQueryExportOperator(task_id="export", destination=storage_path, file_format="csv"), context
+    )
+    assert len(read_csv(str(tmp_path / "osp" / "orders.csv"))) == summary["rows"] == expected
+    assert leftovers(str(tmp_path / "osp")) == []
+
+
+def test_run_without_a_period_asks_for_a_filter(tmp_path):
+    op = NorceQueryExportOperator(task_id="adhoc", destination=str(tmp_path / "x.jsonl"))
+    with pytest.raises(ValueError, match=r"'adhoc'.*empty data interval.*filter"):
+        op.query_params(context_for(DAY_END, DAY_END, _Dag(None)))
+
+
+def test_bad_arguments_are_named(tmp_path):
+    context = context_for(DAY_START, DAY_END)
+    with pytest.raises(ValueError, match=r"'x'.*file_format 'xml'"):
+        export(
+            NorceQueryExportOperator(task_id="x", destination=str(tmp_path / "a"), file_format="xml"), context
+        )
+    with pytest.raises(ValueError, match=r"'x'.*entity 'Orders'"):
+        export(
+            NorceQueryExportOperator(task_id="x", destination=str(tmp_path / "a"), entity="Orders"), context
+        )
+    assert os.listdir(tmp_path) == []
+
+
+def test_every_user_facing_argument_is_templated():
+    fields = set(NorceQueryExportOperator.template_fields)
+    assert {"entity", "destination", "file_format", "filter", "select", "expand", "orderby"} <= fields
+    assert {"window_field", "norce_conn_id"} <= fields
+
+
+DATA_INTERVAL_DAG = """
+from airflow.providers.common.compat.sdk import Asset
+from airflow.sdk import DAG
+from airflow.timetables.interval import CronDataIntervalTimetable
+import pendulum
+
+from airflow_provider_norce.operators.query import NorceQueryExportOperator
+
+with DAG(
+    "norce_test_export_data_interval",
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
+    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
+    catchup=False,
+    params={"out": "/nonexistent"},
+):
+    NorceQueryExportOperator(
+        task_id="export",
+        destination="{{ params.out }}/{{ data_interval_start | ds }}.jsonl",
+        outlets=[Asset("file:///tmp/norce-test-exports")],
+    )
+"""
+
+
+@pytest.mark.norce_simulator(orders=3000)
+def test_dag_test_with_a_data_interval_timetable(norce_simulator, tmp_path, dags_folder):
+    """A real run (dag.test) of a CronDataIntervalTimetable DAG: the context Airflow builds, the file."""
+    path = os.path.join(dags_folder, "norce_test_export_data_interval.py")
+    with open(path, "w") as handle:
+        handle.write(DATA_INTERVAL_DAG)
+    dag = load_dagbag(path).get_dag("norce_test_export_data_interval")
+    run = dag.test(logical_date=utc(2026, 11, 20), run_conf={"out": str(tmp_path)})
+    assert run.state == "success"
+    rows = read_jsonl(str(tmp_path / "2026-11-19.jsonl"))
+    assert [row["Id"] for row in rows] == order_ids_in_window(norce_simulator.sim, DAY_START, DAY_END)
