@@ -451,6 +451,13 @@ class FileItems:
     def _open(self) -> Any:
         path = self.path
         try:
+            if isinstance(path, str) and path.startswith("file://"):
+                from urllib.parse import urlsplit
+                from urllib.request import url2pathname
+
+                path = url2pathname(
+                    urlsplit(path).path
+                )  # local: no fsspec needed (and 3.0's upath refuses it)
             if isinstance(path, str) and "://" not in path:
                 return open(path, "rb")
             if isinstance(path, str):

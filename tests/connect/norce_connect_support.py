@@ -1,0 +1,104 @@
+"""Helpers of the Connect import, job and trigger tests (a plain module: test directories are not packages)."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from typing import Any
+
+import pytest
+
+from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE
+
+CONN_ID = "norce_default"
+
+
+class DictStateStore:
+    """The shape of Airflow 3.3's ``context["task_state_store"]`` (get/set/delete), kept in a dict.
+
+    One instance shared by two ``execute`` calls is exactly what two tries of one task instance see:
+    the store is scoped to (dag, run, task, map index), not to the try.
+    """
+
+    def __init__(self) -> None:
+        self.data: dict[str, Any] = {}
+        self.sets = 0
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return json.loads(self.data[key]) if key in self.data else default
+
+    def set(self, key: str, value: Any, **_: Any) -> None:
+        if value is None:
+            raise ValueError("Cannot set value as None")
+        self.data[key] = json.dumps(value)  # JSON round trip, as the API server stores it
+        self.sets += 1
+
+    def delete(self, key: str) -> None:
+        self.data.pop(key, None)
+
+
+class WorkerKilled(BaseException):
+    """Stands for the worker process dying (SIGKILL, OOM): nothing in the task can catch it."""
+
+
+class CrashingStateStore(DictStateStore):
+    """Records ``crash_after`` entries, then the worker 'dies' right after the last one is stored."""
+
+    def __init__(self, crash_after: int) -> None:
+        super().__init__()
+        self.crash_after = crash_after
+
+    def set(self, key: str, value: Any, **kwargs: Any) -> None:
+        super().set(key, value, **kwargs)
+        if self.sets == self.crash_after:
+            self.crash_after = -1  # only the first try dies
+            raise WorkerKilled
+
+
+def use_simulator(monkeypatch: pytest.MonkeyPatch, sim: Any, **extra: Any) -> None:
+    """Point ``norce_default`` at ``sim`` with the in-process token cache, and give this test a fresh
+    process cache and limiter (each test stands for a new machine; Norce's 20-token burst is per IP)."""
+    conn = sim.connection_dict()
+    conn["extra"] = {**conn["extra"], "token_cache": "process", **extra}
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
+    PROCESS_TOKEN_CACHE.clear()
+    PROCESS_TOKEN_CACHE.limiter.tat = 0.0
+
+
+def onhand(part_no: str, value: float, warehouse: str = "MAIN") -> dict[str, Any]:
+    return {"PartNo": part_no, "WarehouseCode": warehouse, "OnhandValue": value}
+
+
+def imports(sim: Any, method: str = "Product/ImportOnhands") -> int:
+    """How many import POSTs reached the simulator (created a job or not)."""
+    return int(sim.counters()["requests"].get(f"POST /commerce/connect/4.0/{method}", 0))
+
+
+def rebuild_trigger(trigger: Any) -> Any:
+    """What the triggerer does: import the serialized classpath and build the trigger from its kwargs."""
+    import importlib
+
+    classpath, kwargs = trigger.serialize()
+    kwargs = json.loads(json.dumps(kwargs))  # plain JSON-able kwargs, as the trigger table stores them
+    module, _, name = classpath.rpartition(".")
+    return getattr(importlib.import_module(module), name)(**kwargs)
+
+
+def run_trigger(trigger: Any, timeout: float = 30.0) -> list[Any]:
+    """Run a trigger's ``run()`` in a fresh event loop until it ends; every event it yielded."""
+
+    async def collect() -> list[Any]:
+        return [event async for event in trigger.run()]
+
+    return asyncio.run(asyncio.wait_for(collect(), timeout))
+
+
+def sku_rows(sim: Any, **params: Any) -> dict[str, dict[str, Any]]:
+    """``Products/ProductSkus`` read over Query (real HTTP), by PartNo."""
+    from airflow_provider_norce.hooks.norce import NorceHook
+
+    hook = NorceHook(CONN_ID)
+    return {
+        row["PartNo"]: row
+        for row in hook.paginate(hook.service_url("query") + "Products/ProductSkus", params=params or None)
+    }

@@ -1,0 +1,116 @@
+"""The Connect job model: status names, running vs terminal, Insert/Inserts, IsFinished trusted, verdicts."""
+
+from __future__ import annotations
+
+import pytest
+
+from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError
+from airflow_provider_norce.jobs import (
+    RUNNING_STATUSES,
+    TERMINAL_STATUSES,
+    ImportAnswer,
+    JobState,
+    JobStatus,
+    check_jobs,
+    error_lines,
+    known_import_method,
+    status_label,
+)
+
+
+def test_status_names_and_sets():
+    assert [s.label for s in JobStatus] == [
+        "Initialized",
+        "Succeeded",
+        "Failed",
+        "Validation failed",
+        "Validating",
+        "Queued",
+    ]
+    assert set(RUNNING_STATUSES) == {1, 5, 6} and set(TERMINAL_STATUSES) == {2, 3, 4}
+    assert status_label(9) == "Unknown status 9"
+
+
+@pytest.mark.parametrize("field", ["Insert", "Inserts"])
+def test_both_insert_spellings_are_read(field):
+    state = JobState.from_response(
+        "7", {"StatusId": 2, "IsFinished": True, field: 12, "Updates": 3, "Fail": 1}
+    )
+    assert (state.inserts, state.updates, state.fail, state.succeeded) == (12, 3, 1, True)
+
+
+def test_is_finished_is_trusted_over_the_status():
+    # Norce says Succeeded but not finished yet (a job still writing): keep waiting
+    assert not JobState.from_response("1", {"StatusId": 2, "IsFinished": False}).is_finished
+    # no IsFinished at all: the documented terminal states decide
+    assert JobState.from_response("1", {"StatusId": "3"}).is_finished
+    assert not JobState.from_response("1", {"StatusId": 6}).is_finished
+    # finished with a status nobody documented: finished, not a success
+    odd = JobState.from_response("1", {"StatusId": 9, "IsFinished": True})
+    assert odd.is_finished and not odd.succeeded and odd.status == "Unknown status 9"
+
+
+def test_not_a_job_object_is_an_api_error():
+    with pytest.raises(NorceAPIError, match="job 5"):
+        JobState.from_response("5", ["nope"])
+
+
+def test_summary_is_small_and_caps_error_lines():
+    state = JobState.from_response("8", {"StatusId": 3, "IsFinished": True, "Fail": 40})
+    summary = state.summary([f"line {i}" for i in range(30)])
+    assert len(summary["errors"]) == 20 and summary["errors_omitted"] == 10
+    assert summary["status"] == "Failed"
+
+
+def test_error_lines_keep_only_severity_3():
+    log = [
+        {"SeverityId": 1, "Message": "queued"},
+        {"SeverityId": 2, "Message": "row skipped"},
+        {"SeverityId": 3, "Message": "Row 2: broken"},
+        {"SeverityId": "3", "Message": "The job failed"},
+    ]
+    assert error_lines(log) == ["Row 2: broken", "The job failed"]
+    assert error_lines({"not": "a list"}) == []
+
+
+def test_check_jobs_verdicts():
+    ok = {"status_id": 2, "status": "Succeeded"}
+    invalid = {"status_id": 4, "status": "Validation failed", "errors": ["All 3 item(s) failed validation"]}
+    failed = {"status_id": 3, "status": "Failed", "errors": ["Row 1: boom"], "fail": 1}
+    check_jobs({"1": ok})
+    check_jobs({"1": ok, "2": invalid}, allow_validation_failures=True)
+    with pytest.raises(NorceJobError, match="job 2 ended Validation failed"):
+        check_jobs({"1": ok, "2": invalid})
+    with pytest.raises(
+        NorceJobError, match=r"1 of 2 job\(s\) did not succeed: job 3 ended Failed .*Row 1: boom"
+    ):
+        check_jobs({"1": ok, "3": failed}, allow_validation_failures=True)
+
+
+def test_import_answer():
+    answer = ImportAnswer.from_response(
+        {
+            "StatusCode": "OK",
+            "JobId": "1001",
+            "ValidationSummary": {
+                "NrOfItemsInTotal": 4,
+                "NrOfValidationFailures": 1,
+                "Messages": ["Row 2: x"],
+            },
+        },
+        "batch 1",
+    )
+    assert (answer.job_id, answer.total, answer.validation_failures, answer.messages) == (
+        "1001",
+        4,
+        1,
+        ["Row 2: x"],
+    )
+    with pytest.raises(NorceJobError, match=r"batch 3 but answered without a JobId.*may have been received"):
+        ImportAnswer.from_response({"StatusCode": "OK"}, "batch 3")
+
+
+def test_known_import_methods():
+    assert known_import_method("product/importonhands") == "Product/ImportOnhands"
+    with pytest.raises(ValueError, match="Customer/ImportCompanies"):
+        known_import_method("Order/ImportOrders")

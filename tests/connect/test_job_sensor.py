@@ -1,0 +1,89 @@
+"""NorceJobSensor poke paths against the simulator (real HTTP)."""
+
+from __future__ import annotations
+
+import time
+
+import pytest
+from norce_connect_support import onhand, use_simulator
+
+from airflow_provider_norce.exceptions import NorceJobError
+from airflow_provider_norce.operators.connect import NorceConnectImportOperator
+from airflow_provider_norce.sensors.norce import NorceJobSensor
+
+pytestmark = pytest.mark.norce_simulator(job_duration=0.3)
+
+
+@pytest.fixture
+def sim(norce_simulator, monkeypatch):
+    use_simulator(monkeypatch, norce_simulator.sim)
+    return norce_simulator.sim
+
+
+def post(items) -> list[str]:
+    return NorceConnectImportOperator(
+        task_id="post",
+        import_method="Product/ImportOnhands",
+        items=items,
+        connect_header={"AccountId": 1},
+        wait_for_completion=False,
+        allow_validation_failures=True,
+    ).execute({})
+
+
+def sensor(job_ids, **kwargs) -> NorceJobSensor:
+    return NorceJobSensor(task_id="wait", job_ids=job_ids, deferrable=False, poke_interval=0.05, **kwargs)
+
+
+def wait_finished(sim, job_id: str) -> None:
+    deadline = time.monotonic() + 10
+    while not sim.connect.job_status(int(job_id))["IsFinished"]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+
+
+def test_poke_not_done_then_done_with_summary(sim):
+    job_ids = post([onhand("100001", 5), onhand("100002", 6)])
+    s = sensor(job_ids[0])  # a single id is accepted too
+    assert s.poke({}).is_done is False
+    wait_finished(sim, job_ids[0])
+    result = s.poke({})
+    assert result.is_done is True
+    job = result.xcom_value["jobs"][job_ids[0]]
+    assert (job["status_id"], job["updates"], job["fail"]) == (2, 2, 0)
+    assert result.xcom_value["succeeded"] == 1
+
+
+def test_poke_failed_job_raises_with_error_lines(sim):
+    job_ids = post([{"PartNo": "FAIL-5", "WarehouseCode": "MAIN", "OnhandValue": 1}])
+    wait_finished(sim, job_ids[0])
+    with pytest.raises(NorceJobError, match=r"job \d+ ended Failed .*FAIL-5") as err:
+        sensor(job_ids).poke({})
+    assert err.value.job_id == job_ids[0] and err.value.status_id == 3
+
+
+def test_validation_failed_job_fails_unless_allowed(sim):
+    job_ids = post([{"PartNo": "100001"}])
+    wait_finished(sim, job_ids[0])
+    with pytest.raises(NorceJobError, match=r"ended Validation failed .*All 1 item"):
+        sensor(job_ids).poke({})
+    result = sensor(job_ids, allow_validation_failures=True).poke({})
+    assert result.is_done and result.xcom_value["validation_failed"] == 1
+
+
+def test_execute_in_poke_mode_returns_the_summary(sim):
+    job_ids = post([onhand("100001", 1)])
+    summary = sensor(job_ids, timeout=30).execute({})
+    assert summary["jobs"][job_ids[0]]["status"] == "Succeeded"
+
+
+def test_reschedule_mode_and_templating(sim):
+    s = sensor("{{ ti.xcom_pull('post') }}", mode="reschedule", norce_conn_id="{{ var.value.conn }}")
+    assert s.mode == "reschedule"
+    assert {"job_ids", "norce_conn_id"} <= set(s.template_fields)
+    assert sim.counters()["requests"] == {}  # nothing at construction
+
+
+def test_empty_job_ids_is_a_clear_error(sim):
+    with pytest.raises(ValueError, match="job_ids is empty"):
+        sensor([]).poke({})

@@ -1,0 +1,140 @@
+"""NorceJobTrigger and NorceAsyncClient in a real event loop against the simulator."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+
+import pytest
+from norce_connect_support import imports, onhand, rebuild_trigger, run_trigger, use_simulator
+
+from airflow_provider_norce.exceptions import NorceError
+from airflow_provider_norce.operators.connect import NorceConnectImportOperator
+from airflow_provider_norce.triggers.norce import NorceJobTrigger
+
+pytestmark = pytest.mark.norce_simulator(job_duration=0.2)
+
+
+@pytest.fixture
+def sim(norce_simulator, monkeypatch):
+    use_simulator(monkeypatch, norce_simulator.sim)
+    return norce_simulator.sim
+
+
+def post(items, batch_size: int = 100) -> list[str]:
+    """Create jobs through the operator without waiting (it is tested elsewhere)."""
+    return NorceConnectImportOperator(
+        task_id="post",
+        import_method="Product/ImportOnhands",
+        items=items,
+        connect_header={"AccountId": 1},
+        batch_size=batch_size,
+        wait_for_completion=False,
+        allow_validation_failures=True,
+    ).execute({})
+
+
+def test_serialize_is_plain_json_without_secrets_and_keeps_the_deadline(sim):
+    trigger = NorceJobTrigger("norce_default", ["1001", "1002"], poll_interval=5, timeout=60)
+    classpath, kwargs = trigger.serialize()
+    assert classpath == "airflow_provider_norce.triggers.norce.NorceJobTrigger"
+    text = json.dumps(kwargs)
+    assert sim.client_secret not in text
+    rebuilt = rebuild_trigger(trigger)
+    assert rebuilt.serialize() == trigger.serialize()  # a restarted trigger keeps the original end_time
+    assert rebuilt.end_time == trigger.end_time
+
+
+def test_success_event_with_counts(sim):
+    job_ids = post([onhand(str(100001 + i), 3) for i in range(5)], batch_size=2)
+    events = run_trigger(rebuild_trigger(NorceJobTrigger("norce_default", job_ids, poll_interval=0.05)))
+
+    assert len(events) == 1
+    payload = events[0].payload
+    assert payload["status"] == "success"
+    assert list(payload["jobs"]) == job_ids
+    assert [j["updates"] for j in payload["jobs"].values()] == [2, 2, 1]
+    assert all(j["status"] == "Succeeded" and j["finished"] for j in payload["jobs"].values())
+    json.dumps(payload)
+
+
+def test_failed_event_carries_error_lines_and_running_twice_is_harmless(sim):
+    job_ids = post([onhand("100001", 1), {"PartNo": "FAIL-9", "WarehouseCode": "MAIN", "OnhandValue": 1}])
+    trigger = NorceJobTrigger("norce_default", job_ids, poll_interval=0.05)
+    first = run_trigger(rebuild_trigger(trigger))[0].payload
+    second = run_trigger(rebuild_trigger(trigger))[0].payload  # e.g. a triggerer restart
+
+    assert first == second
+    assert first["status"] == "failed"
+    job = first["jobs"][job_ids[0]]
+    assert job["status_id"] == 3
+    assert any("FAIL-9" in line for line in job["errors"])
+    assert sim.counters()["jobs_created"] == 1 and imports(sim) == 1  # the trigger only reads
+
+
+def test_validation_failed_job_is_reported_not_judged(sim):
+    job_ids = post([{"PartNo": "100001"}])
+    payload = run_trigger(NorceJobTrigger("norce_default", job_ids, poll_interval=0.05))[0].payload
+    assert payload["status"] == "failed"
+    assert payload["jobs"][job_ids[0]]["status"] == "Validation failed"
+    assert payload["jobs"][job_ids[0]]["errors"]
+
+
+def test_timeout_event(sim):
+    sim.connect.job_duration = 30.0
+    job_ids = post([onhand("100001", 1)])
+    payload = run_trigger(NorceJobTrigger("norce_default", job_ids, poll_interval=0.05, timeout=0.2))[
+        0
+    ].payload
+    assert payload["status"] == "timeout"
+    assert job_ids[0] in payload["message"]
+    assert payload["jobs"][job_ids[0]]["finished"] is False
+
+
+def test_unknown_connection_is_an_error_event(sim):
+    payload = run_trigger(NorceJobTrigger("norce_missing", ["1"], poll_interval=0.05))[0].payload
+    assert payload["status"] == "error"
+    assert "norce_missing" in payload["message"]
+
+
+def test_unknown_job_is_an_error_event_naming_it(sim):
+    payload = run_trigger(NorceJobTrigger("norce_default", ["987654"], poll_interval=0.05))[0].payload
+    assert payload["status"] == "error"
+    assert "987654" in payload["message"]
+    assert sim.client_secret not in json.dumps(payload)
+
+
+def test_revoked_token_is_renewed_once(sim):
+    job_ids = post([onhand("100001", 1)])
+    sim.revoke_tokens()  # the token in the process cache is now refused
+    payload = run_trigger(NorceJobTrigger("norce_default", job_ids, poll_interval=0.05))[0].payload
+    assert payload["status"] == "success"
+    counters = sim.counters()
+    assert counters["api_401"] == 1 and counters["tokens_issued"] == 2
+
+
+def test_429_and_5xx_on_job_reads_are_retried_like_the_sync_hook(sim):
+    job_ids = post([onhand("100001", 1)])
+    sim.add_fault("jobs", "503", count=1)  # first: its backoff is the shortest (1 s + jitter)
+    sim.add_fault("jobs", "429", count=2, retry_after=0)
+    payload = run_trigger(NorceJobTrigger("norce_default", job_ids, poll_interval=0.05))[0].payload
+    assert payload["status"] == "success"
+    assert sim.counters()["api_429"] == 2
+    assert sim.counters()["requests"]["GET /commerce/connect/4.0/Job/Get"] == 4
+
+
+def test_async_client_never_sends_the_token_elsewhere(sim):
+    from airflow_provider_norce.async_client import NorceAsyncClient
+    from airflow_provider_norce.hooks.norce import NorceHook
+
+    config = NorceHook("norce_default").config
+
+    async def go():
+        async with NorceAsyncClient(config) as client:
+            with pytest.raises(NorceError, match="refusing to send the Norce token"):
+                await client.get_json("https://attacker.example/commerce/connect/4.0/Job/Get")
+            return repr(client)
+
+    text = asyncio.run(go())
+    assert sim.client_secret not in text
+    assert sim.counters()["token_requests"] == 0
