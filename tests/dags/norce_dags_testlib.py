@@ -1,0 +1,36 @@
+"""Helpers of the example-DAG tests (a plain module: test directories are not packages)."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from typing import Any
+
+UTC = dt.timezone.utc
+
+
+def load_dagbag(path: str) -> Any:
+    """A DagBag of ``path`` on Airflow 3.0 (airflow.models.dagbag) and 3.1+ (airflow.dag_processing.dagbag)."""
+    try:
+        from airflow.dag_processing.dagbag import DagBag
+    except ImportError:
+        from airflow.models.dagbag import DagBag
+    return DagBag(dag_folder=path)
+
+
+def order_ids_in_window(sim: Any, start: dt.datetime, end: dt.datetime) -> list[int]:
+    """Ids of the simulator's orders with start <= Updated < end, from its data model (not over OData)."""
+    source = sim.orders
+    lo, hi = start.timestamp(), end.timestamp()
+    return [i + 1 for i in range(len(source)) if lo <= source.updated_epoch(i) < hi]
+
+
+def write_jsonl(path: Any, rows: list[dict[str, Any]]) -> None:
+    with open(path, "w", encoding="utf-8") as handle:
+        for row in rows:
+            handle.write(json.dumps(row) + "\n")
+
+
+def read_jsonl(path: Any) -> list[dict[str, Any]]:
+    with open(path, encoding="utf-8") as handle:
+        return [json.loads(line) for line in handle if line.strip()]
