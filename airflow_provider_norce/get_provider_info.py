@@ -109,6 +109,22 @@ def get_provider_info() -> dict[str, Any]:
         "hooks": [
             {"integration-name": integration, "python-modules": ["airflow_provider_norce.hooks.norce"]}
         ],
+        "operators": [
+            {
+                "integration-name": integration,
+                "python-modules": [
+                    "airflow_provider_norce.operators.norce",
+                    "airflow_provider_norce.operators.connect",
+                    "airflow_provider_norce.operators.query",
+                ],
+            }
+        ],
+        "sensors": [
+            {"integration-name": integration, "python-modules": ["airflow_provider_norce.sensors.norce"]}
+        ],
+        "triggers": [
+            {"integration-name": integration, "python-modules": ["airflow_provider_norce.triggers.norce"]}
+        ],
         "connection-types": [
             {
                 "connection-type": "norce",
