@@ -1,0 +1,442 @@
+"""The machine-wide token store: one token, and one token-request budget, for every process of a machine.
+
+Why: Airflow runs each task in a process of its own, and Norce admits 3 token requests a minute per IP
+address after a burst of 20. Forty mapped tasks starting together would each ask for a token and
+half of them would be refused; with this store the first process fetches, the others wait on a file
+lock and read its result, and all token requests of the machine pass one limiter.
+
+Layout: a private directory (mode 0700, owned by the user running Airflow) holding, per
+:func:`~airflow_provider_norce.token_cache.token_key`,
+
+* ``<key>.lock``: ``fcntl.flock``-ed while one process fetches that key's token. The kernel releases
+  a ``flock`` when its holder dies, so a killed task never blocks the others;
+* ``<key>.token``: the token as JSON (0600), written to a temporary file and renamed over the old one,
+  so readers see the old or the new token, never half of one;
+
+and, for the whole machine, ``limiter.lock`` + ``limiter.state``: the GCRA ``tat`` of
+:class:`~airflow_provider_norce.token_cache.TokenRequestLimiter` (one float), read, advanced and
+written under its own lock. The limiter lock is only ever taken inside a key lock (never the other
+way round), and only for a read-modify-write, so there is no lock-order deadlock.
+
+Nothing in the directory is trusted blindly: a file that is not a regular file, is a symlink, has
+more than one link, is owned by another user, is readable or writable by group or others, is too
+large or does not parse is ignored and removed (the next save writes a good one in its place). A
+token file names the key it belongs to, so a file copied or renamed to another key's name is not
+served to that key's client.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import json
+import logging
+import math
+import os
+import re
+import stat
+import tempfile
+import threading
+import time
+from contextlib import contextmanager
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_norce.exceptions import NorceError
+from airflow_provider_norce.token_cache import (
+    TOKEN_BURST,
+    TOKEN_RATE_PER_MINUTE,
+    Token,
+    TokenRequestLimiter,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator, Mapping
+
+log = logging.getLogger(__name__)
+
+#: Overrides where the machine store lives (one directory per machine and user).
+ENV_DIR = "NORCE_TOKEN_CACHE_DIR"
+#: ``BURST,PER_MINUTE``: the token-request limit the store enforces (Norce's is ``20,3``). For tests and
+#: simulators; raising it against Norce only earns 429s.
+ENV_LIMIT = "NORCE_TOKEN_REQUEST_LIMIT"
+FORMAT_VERSION = 1
+MAX_FILE_BYTES = 64 * 1024
+#: How long a process waits for another one's token fetch before giving up with an error. A fetch
+#: may wait up to the retry budget (300 s by default) for a token slot, plus its request timeouts.
+DEFAULT_LOCK_TIMEOUT = 900.0
+#: A limiter state further ahead than this is a clock jump or tampering, not a queue: clamp it.
+MAX_TAT_AHEAD = 3600.0
+LIMITER_LOCK = "limiter.lock"
+LIMITER_STATE = "limiter.state"
+_SAFE_KEY = re.compile(r"^[0-9a-f]{16,128}$")
+_OPEN_FLAGS = os.O_NOFOLLOW | getattr(os, "O_CLOEXEC", 0)
+
+
+def default_directories(environ: Mapping[str, str] | None = None) -> list[Path]:
+    """Where the store may live, best first: ``$NORCE_TOKEN_CACHE_DIR`` alone when it is set.
+
+    ``$XDG_RUNTIME_DIR`` is a per-user tmpfs (tokens never reach a disk); ``~/.cache`` survives
+    reboots; ``/tmp/airflow-provider-norce-<uid>`` is the last resort (``/tmp`` is sticky, so another
+    user can squat the name but not replace our directory: a squatted one is refused).
+    """
+    env = os.environ if environ is None else environ
+    override = env.get(ENV_DIR)
+    if override:
+        return [Path(override).expanduser()]
+    candidates: list[Path] = []
+    runtime = env.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_absolute():
+        candidates.append(Path(runtime) / "airflow-provider-norce" / "tokens")
+    home = env.get("HOME") or _home_of_uid()
+    if home:
+        candidates.append(Path(home) / ".cache" / "airflow-provider-norce" / "tokens")
+    candidates.append(Path(tempfile.gettempdir()) / f"airflow-provider-norce-{os.geteuid()}")
+    return candidates
+
+
+def private_directory(path: Path) -> Path | None:
+    """``path`` as a directory only we can use (created 0700 if missing), or None if it cannot be.
+
+    Ours but too open: tightened and emptied (what was in it may have been planted). A symlink: removed
+    and replaced by a real directory. Another user's: refused (never ours to repair).
+    """
+    uid = os.geteuid()
+    try:
+        path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+        with contextlib.suppress(FileExistsError):
+            path.mkdir(mode=0o700)
+        st = os.lstat(path)
+        if stat.S_ISLNK(st.st_mode):
+            log.warning("Norce token store: %s is a symlink; replacing it with a private directory", path)
+            path.unlink()
+            path.mkdir(mode=0o700)
+            st = os.lstat(path)
+        if not stat.S_ISDIR(st.st_mode):
+            log.warning("Norce token store: %s is not a directory; not using it", path)
+            return None
+        if st.st_uid != uid:
+            log.warning(
+                "Norce token store: %s belongs to uid %d, not to this user (uid %d); not using it",
+                path,
+                st.st_uid,
+                uid,
+            )
+            return None
+        if st.st_mode & 0o077:
+            log.warning(
+                "Norce token store: %s was open to other users (mode %o); made it 0700 and emptied it",
+                path,
+                stat.S_IMODE(st.st_mode),
+            )
+            os.chmod(path, 0o700, follow_symlinks=False)
+            for entry in os.scandir(path):
+                with contextlib.suppress(OSError):
+                    if entry.is_dir(follow_symlinks=False):
+                        continue
+                    os.unlink(entry.path)
+        return path
+    except OSError as err:
+        log.warning("Norce token store: cannot use %s (%s)", path, err.strerror or type(err).__name__)
+        return None
+
+
+def request_limit_from_env(environ: Mapping[str, str] | None = None) -> tuple[int, float]:
+    """``(burst, per_minute)`` from ``$NORCE_TOKEN_REQUEST_LIMIT``, else Norce's own (20, 3)."""
+    env = os.environ if environ is None else environ
+    raw = (env.get(ENV_LIMIT) or "").strip()
+    if not raw:
+        return TOKEN_BURST, TOKEN_RATE_PER_MINUTE
+    try:
+        burst_text, rate_text = raw.split(",")
+        burst, rate = int(burst_text), float(rate_text)
+        if burst < 1 or not (rate > 0 and math.isfinite(rate)):
+            raise ValueError
+    except ValueError:
+        raise NorceError(
+            f"{ENV_LIMIT}={raw!r} is not BURST,PER_MINUTE with a burst of at least 1 and a positive rate; "
+            f"Norce's own limit is {TOKEN_BURST},{TOKEN_RATE_PER_MINUTE:g} (unset the variable to use it)"
+        ) from None
+    return burst, rate
+
+
+class FileTokenStore:
+    """A :class:`~airflow_provider_norce.token_cache.SharedTokenStore` in a private directory.
+
+    :param directory: a directory made private by :func:`private_directory` (the store re-checks it
+        before each use and recreates it if a cleaner removed it).
+    :param burst: token requests the whole machine may send at once.
+    :param rate_per_minute: token requests per minute once the burst is spent.
+    :param clock: wall clock shared by every process (tokens carry absolute expiry times).
+    :param lock_timeout: seconds to wait for another process's fetch before raising.
+
+    Every failure of the file system (full disk, directory removed or made insecure under us) degrades
+    to process-local behaviour with a warning: a task never fails because the cache could not be used.
+    """
+
+    def __init__(
+        self,
+        directory: str | os.PathLike[str],
+        *,
+        burst: int = TOKEN_BURST,
+        rate_per_minute: float = TOKEN_RATE_PER_MINUTE,
+        clock: Callable[[], float] = time.time,
+        lock_timeout: float = DEFAULT_LOCK_TIMEOUT,
+    ) -> None:
+        self.directory = Path(directory)
+        self.burst = burst
+        self.rate_per_minute = rate_per_minute
+        self.clock = clock
+        self.lock_timeout = lock_timeout
+        #: Used only when the limiter files cannot be (the process then limits itself alone).
+        self._fallback_limiter = TokenRequestLimiter(burst, rate_per_minute, clock)
+        self._warned: set[str] = set()
+        self._warn_lock = threading.Lock()
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}({str(self.directory)!r})"
+
+    # -- SharedTokenStore ------------------------------------------------------------------------
+
+    def load(self, key: str) -> Token | None:
+        """The stored token of ``key`` if the file is trustworthy and well-formed; else None (and removed)."""
+        path = self._token_path(key)
+        data = self._read_private(path)
+        if data is None:
+            return None
+        try:
+            doc = json.loads(data)
+            if not isinstance(doc, dict) or doc.get("v") != FORMAT_VERSION or doc.get("key") != key:
+                raise ValueError("not a token of this key")
+            token = Token.from_json(doc)
+            if not (
+                token.access_token
+                and math.isfinite(token.expires_at)
+                and math.isfinite(token.obtained_at)
+                and token.expires_at > token.obtained_at
+            ):
+                raise ValueError("implausible token times")
+        except (ValueError, KeyError, TypeError):
+            self._warn_once(f"corrupt:{path}", "Norce token store: ignoring and removing corrupt %s", path)
+            self._remove(path)
+            return None
+        return token
+
+    def save(self, key: str, token: Token) -> None:
+        """Write atomically (temporary file, then rename over the old one); failures only cost sharing."""
+        doc = {"v": FORMAT_VERSION, "key": key, **token.to_json()}
+        try:
+            self._write_private(self._token_path(key), json.dumps(doc).encode())
+        except OSError as err:
+            self._warn_once(
+                "save", "Norce token store: could not save a token in %s (%s)", self.directory, err
+            )
+
+    def discard(self, key: str, access_token: str) -> None:
+        """Remove the stored token of ``key``, but only if it is ``access_token`` (not its replacement)."""
+        with self.locked(key):
+            stored = self.load(key)
+            if stored is not None and stored.access_token == access_token:
+                self._remove(self._token_path(key))
+
+    @contextmanager
+    def locked(self, key: str) -> Iterator[None]:
+        """Exclusive across the machine's processes while one of them fetches ``key``'s token."""
+        fd = self._acquire(self._path(key, ".lock"))
+        try:
+            yield
+        finally:
+            if fd is not None:
+                os.close(fd)  # closing the last descriptor releases the flock
+
+    def reserve_token_request(self, max_wait: float) -> float | None:
+        """Claim the machine's next token-request slot: seconds to wait, or None beyond ``max_wait``."""
+        return self._with_limiter(lambda limiter: limiter.reserve(max_wait))
+
+    def note_rate_limited(self, retry_after: float | None) -> None:
+        """Norce said 429: no process of this machine asks again before it says so."""
+        self._with_limiter(lambda limiter: limiter.note_rate_limited(retry_after))
+
+    # -- the limiter -----------------------------------------------------------------------------
+
+    def _with_limiter(self, action: Callable[[TokenRequestLimiter], Any]) -> Any:
+        fd = self._acquire(self.directory / LIMITER_LOCK)
+        if fd is None:
+            return action(self._fallback_limiter)
+        try:
+            limiter = TokenRequestLimiter(self.burst, self.rate_per_minute, self.clock)
+            limiter.tat = self._read_tat()
+            before = limiter.tat
+            result = action(limiter)
+            if limiter.tat != before:
+                try:
+                    self._write_private(self.directory / LIMITER_STATE, repr(limiter.tat).encode())
+                except OSError as err:
+                    self._warn_once("tat", "Norce token store: could not save the limiter state (%s)", err)
+                    self._fallback_limiter.tat = max(self._fallback_limiter.tat, limiter.tat)
+            return result
+        finally:
+            os.close(fd)
+
+    def _read_tat(self) -> float:
+        """The shared ``tat``; an absent, untrusted or corrupt state counts as no history."""
+        path = self.directory / LIMITER_STATE
+        data = self._read_private(path)
+        if data is None:
+            return 0.0
+        try:
+            tat = float(data.decode("ascii"))
+            if not math.isfinite(tat) or tat < 0:
+                raise ValueError
+        except (ValueError, UnicodeDecodeError):
+            self._remove(path)
+            return 0.0
+        limit = self.clock() + MAX_TAT_AHEAD
+        return min(tat, limit)
+
+    # -- files -----------------------------------------------------------------------------------
+
+    def _path(self, key: str, suffix: str) -> Path:
+        name = key if _SAFE_KEY.match(key) else _digest(key)
+        return self.directory / f"{name}{suffix}"
+
+    def _token_path(self, key: str) -> Path:
+        return self._path(key, ".token")
+
+    def _trusted(self, st: os.stat_result) -> bool:
+        return (
+            stat.S_ISREG(st.st_mode)
+            and st.st_uid == os.geteuid()
+            and not st.st_mode & 0o077
+            and st.st_nlink == 1
+            and st.st_size <= MAX_FILE_BYTES
+        )
+
+    def _read_private(self, path: Path) -> bytes | None:
+        """The bytes of ``path`` if it is our own private regular file; anything else is removed."""
+        try:
+            fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+        except FileNotFoundError:
+            return None
+        except OSError as err:
+            if err.errno == errno.ELOOP:  # a symlink planted where a file of ours belongs
+                self._warn_once(f"untrusted:{path}", "Norce token store: ignoring symlink %s", path)
+                self._remove(path)
+            return None
+        try:
+            st = os.fstat(fd)
+            if not self._trusted(st):
+                self._warn_once(
+                    f"untrusted:{path}",
+                    "Norce token store: ignoring %s (owner uid %d, mode %o, %d links): only a private "
+                    "file of this user is trusted",
+                    path,
+                    st.st_uid,
+                    stat.S_IMODE(st.st_mode),
+                    st.st_nlink,
+                )
+                self._remove(path)
+                return None
+            return os.read(fd, MAX_FILE_BYTES + 1)
+        except OSError:
+            return None
+        finally:
+            os.close(fd)
+
+    def _write_private(self, path: Path, data: bytes) -> None:
+        fd, temp = tempfile.mkstemp(prefix=".tmp-", dir=self.directory)  # 0600, O_EXCL
+        try:
+            with os.fdopen(fd, "wb") as handle:
+                handle.write(data)
+            os.replace(temp, path)  # replaces a bad file or a symlink itself, never a symlink's target
+        except BaseException:
+            with contextlib.suppress(OSError):
+                os.unlink(temp)
+            raise
+
+    def _remove(self, path: Path) -> None:
+        with contextlib.suppress(OSError):
+            os.unlink(path)
+
+    def _acquire(self, path: Path) -> int | None:
+        """An fd holding an exclusive ``flock`` on ``path``; None (with a warning) if the store is unusable."""
+        if private_directory(self.directory) is None:
+            self._warn_once(
+                "dir", "Norce token store: %s is unusable; tokens are not shared this time", self.directory
+            )
+            return None
+        deadline = time.monotonic() + self.lock_timeout
+        for _ in range(8):  # a bad lock file is replaced; one that keeps coming back is given up on
+            try:
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o600)
+            except OSError as err:
+                if err.errno == errno.ELOOP:
+                    self._remove(path)
+                    continue
+                self._warn_once("lock", "Norce token store: cannot open %s (%s)", path, err)
+                return None
+            try:
+                if not self._trusted(os.fstat(fd)):
+                    os.close(fd)
+                    self._warn_once(f"untrusted:{path}", "Norce token store: replacing untrusted %s", path)
+                    self._remove(path)
+                    continue
+                self._flock(fd, path, deadline)
+                if _same_file(fd, path):
+                    return fd
+                os.close(fd)  # the lock file was replaced while we waited: lock the one there now
+            except BaseException:
+                os.close(fd)
+                raise
+        self._warn_once("lock", "Norce token store: cannot get a trustworthy lock file %s", path)
+        return None
+
+    def _flock(self, fd: int, path: Path, deadline: float) -> None:
+        """Poll for the lock (so a waiter can give up with a clear error); wakes within 20 ms of a release."""
+        import fcntl
+
+        pause = 0.001
+        while True:
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return
+            except BlockingIOError:
+                pass
+            if time.monotonic() >= deadline:
+                raise NorceError(
+                    f"Norce token store: another process has held {path} for more than "
+                    f"{self.lock_timeout:.0f} s while fetching a token; if no Airflow task is running, "
+                    f"delete that file (a dead holder's lock is released by the kernel on its own)"
+                )
+            time.sleep(pause)
+            pause = min(pause * 2, 0.02)
+
+    def _warn_once(self, what: str, message: str, *args: Any) -> None:
+        with self._warn_lock:
+            if what in self._warned:
+                return
+            self._warned.add(what)
+        log.warning(message, *args)
+
+
+def _same_file(fd: int, path: Path) -> bool:
+    try:
+        a, b = os.fstat(fd), os.lstat(path)
+    except OSError:
+        return False
+    return (a.st_dev, a.st_ino) == (b.st_dev, b.st_ino)
+
+
+def _digest(text: str) -> str:
+    import hashlib
+
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _home_of_uid() -> str | None:
+    try:
+        import pwd
+
+        return pwd.getpwuid(os.geteuid()).pw_dir
+    except (ImportError, KeyError):
+        return None
