@@ -3,11 +3,34 @@
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 import tempfile
+
+import pytest
 
 _HOME = tempfile.mkdtemp(prefix="norce-airflow-home-")
 os.environ.setdefault("AIRFLOW_HOME", _HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
-os.environ.setdefault("AIRFLOW__CORE__UNIT_TEST_MODE", "True")
+# No AIRFLOW__CORE__UNIT_TEST_MODE: its config differs from a deployment's (it turns "@daily" into
+# CronDataIntervalTimetable, where Airflow 3 gives CronTriggerTimetable). Test what users get.
 # The machine-wide token store of this test session: never the user's real one, never shared between runs.
 os.environ.setdefault("NORCE_TOKEN_CACHE_DIR", tempfile.mkdtemp(prefix="norce-tokens-"))
+
+
+@pytest.fixture(scope="session")
+def airflow_db() -> None:
+    """``airflow db migrate`` once per test session, in the throwaway AIRFLOW_HOME set above."""
+    subprocess.run(
+        [sys.executable, "-m", "airflow", "db", "migrate"], check=True, capture_output=True, timeout=300
+    )
+
+
+@pytest.fixture(scope="session")
+def dags_folder(airflow_db: None) -> str:
+    """The dags folder of the test AIRFLOW_HOME: Airflow 3.3's ``dag.test()`` only runs DAGs found there."""
+    from airflow.configuration import conf
+
+    folder = conf.get("core", "dags_folder")
+    os.makedirs(folder, exist_ok=True)
+    return folder

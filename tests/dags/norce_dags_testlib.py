@@ -9,8 +9,8 @@ from typing import Any
 UTC = dt.timezone.utc
 
 
-def load_dagbag(path: str) -> Any:
-    """A DagBag of ``path`` on Airflow 3.0 (airflow.models.dagbag) and 3.1+ (airflow.dag_processing.dagbag)."""
+def parse_dagbag(path: str) -> Any:
+    """Parse ``path`` as the DAG processor does, touching no database (3.0 and 3.1+ import paths)."""
     try:
         from airflow.dag_processing.dagbag import DagBag
     except ImportError:

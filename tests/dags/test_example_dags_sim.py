@@ -8,7 +8,7 @@ import math
 import socket
 
 import pytest
-from norce_dags_testlib import load_dagbag, order_ids_in_window, read_jsonl, write_jsonl
+from norce_dags_testlib import order_ids_in_window, parse_dagbag, read_jsonl, write_jsonl
 
 UTC = dt.timezone.utc
 EXAMPLE_IDS = {"norce_nightly_catalog_sync", "norce_order_export", "norce_product_etl"}
@@ -26,7 +26,7 @@ def test_examples_parse_without_network_or_connections(examples_folder, monkeypa
 
     monkeypatch.setattr(socket.socket, "connect", no_network)
     monkeypatch.setattr(socket.socket, "connect_ex", no_network)
-    bag = load_dagbag(examples_folder)
+    bag = parse_dagbag(examples_folder)
     assert bag.import_errors == {}
     assert EXAMPLE_IDS <= set(bag.dag_ids)
     assert attempts == []

@@ -58,12 +58,3 @@ def context_for(
     }
     ctx.update(more)
     return ctx
-
-
-def load_dagbag(path: str) -> Any:
-    """A DagBag of ``path`` on Airflow 3.0 (airflow.models.dagbag) and 3.1+ (airflow.dag_processing.dagbag)."""
-    try:
-        from airflow.dag_processing.dagbag import DagBag
-    except ImportError:
-        from airflow.models.dagbag import DagBag
-    return DagBag(dag_folder=path)

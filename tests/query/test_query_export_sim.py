@@ -6,10 +6,10 @@ import json
 import os
 
 import pytest
+from norce_airflow_testlib import load_dagbag
 from norce_query_testlib import (
     context_for,
     leftovers,
-    load_dagbag,
     order_ids_in_window,
     read_csv,
     read_jsonl,
