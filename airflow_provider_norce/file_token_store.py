@@ -385,31 +385,55 @@ class FileTokenStore:
                 if _same_file(fd, path):
                     return fd
                 os.close(fd)  # the lock file was replaced while we waited: lock the one there now
+            except _LockTimeout:
+                raise  # fd now belongs to the waiting helper thread
             except BaseException:
                 os.close(fd)
                 raise
         self._warn_once("lock", "Norce token store: cannot get a trustworthy lock file %s", path)
         return None
 
-    def _flock(self, fd: int, path: Path, deadline: float) -> None:
-        """Poll for the lock (so a waiter can give up with a clear error); wakes within 20 ms of a release."""
+    def _flock(self, fd: int, path: Path, deadline: float) -> bool:
+        """Wait for the lock on ``fd``: True once held; raises when ``deadline`` passes first.
+
+        The wait is a blocking ``flock`` (the kernel wakes the waiter the moment the holder releases or
+        dies; no polling that would steal CPU from the holder) in a helper thread, so that the caller can
+        give up with a clear error. A helper that gets the lock after its caller gave up releases it.
+        """
         import fcntl
 
-        pause = 0.001
-        while True:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            return True
+        except BlockingIOError:
+            pass
+        granted = threading.Event()
+        decided = threading.Lock()
+        state = {"abandoned": False}
+
+        def wait() -> None:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                fcntl.flock(fd, fcntl.LOCK_EX)
+            except OSError:
                 return
-            except BlockingIOError:
-                pass
-            if time.monotonic() >= deadline:
-                raise NorceError(
-                    f"Norce token store: another process has held {path} for more than "
-                    f"{self.lock_timeout:.0f} s while fetching a token; if no Airflow task is running, "
-                    f"delete that file (a dead holder's lock is released by the kernel on its own)"
-                )
-            time.sleep(pause)
-            pause = min(pause * 2, 0.02)
+            with decided:
+                if not state["abandoned"]:
+                    granted.set()
+                    return
+            os.close(fd)  # the caller gave up: release at once
+
+        threading.Thread(target=wait, name="norce-token-lock", daemon=True).start()
+        if granted.wait(max(0.0, deadline - time.monotonic())):
+            return True
+        with decided:
+            if granted.is_set():
+                return True
+            state["abandoned"] = True  # from here on the helper owns (and will close) fd
+        raise _LockTimeout(
+            f"Norce token store: another process has held {path} for more than "
+            f"{self.lock_timeout:.0f} s while fetching a token; if no Airflow task is running, "
+            f"delete that file (a dead holder's lock is released by the kernel on its own)"
+        )
 
     def _warn_once(self, what: str, message: str, *args: Any) -> None:
         with self._warn_lock:
@@ -417,6 +441,10 @@ class FileTokenStore:
                 return
             self._warned.add(what)
         log.warning(message, *args)
+
+
+class _LockTimeout(NorceError):
+    """Another process held a token lock past ``lock_timeout``."""
 
 
 def _same_file(fd: int, path: Path) -> bool:
