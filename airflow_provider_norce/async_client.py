@@ -19,9 +19,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_norce.exceptions import NorceAPIError, NorceAuthError, excerpt
+from airflow_provider_norce.exceptions import NorceAPIError
 from airflow_provider_norce.jobs import JOB_GET, JOB_GET_LOG, JobState, error_lines
-from airflow_provider_norce.retry import IDEMPOTENT_METHODS, api_error
+from airflow_provider_norce.retry import IDEMPOTENT_METHODS, api_error, json_body, refused_fresh_token
 from airflow_provider_norce.token_cache import token_key
 
 if TYPE_CHECKING:
@@ -137,29 +137,12 @@ class NorceAsyncClient:
                 )
                 response = await send(await asyncio.to_thread(self.hook.get_access_token))
                 if response.status_code == 401:
-                    raise NorceAuthError(
-                        f"Norce connection {self.config.conn_id!r}: {method} {shown} answered 401 to a "
-                        f"freshly issued token; the OAuth user may lack access to this API or application "
-                        f"{self.config.application_id}",
-                        conn_id=self.config.conn_id,
-                        status_code=401,
-                    )
+                    raise refused_fresh_token(self.config.conn_id, self.config.application_id, method, shown)
             if not 200 <= response.status_code < 300:
                 raise api_error(
                     method, shown, response.status_code, response.headers.get("Retry-After"), response.content
                 )
-            try:
-                return response.json()
-            except ValueError:
-                raise NorceAPIError(
-                    f"Norce answered {method} {shown} with {response.status_code} and a body that is not "
-                    f"complete JSON ({len(response.content)} bytes)",
-                    status_code=response.status_code,
-                    method=method,
-                    url=shown,
-                    body_excerpt=excerpt(response.content[-120:]),
-                    retryable=idempotent,
-                ) from None
+            return json_body(method, shown, response.status_code, response.content, idempotent)
 
         return await self.hook.retry_policy.async_retrying()(attempt)
 

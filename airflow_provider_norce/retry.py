@@ -14,6 +14,7 @@ those two attributes alone, so both transports retry exactly alike:
 
 from __future__ import annotations
 
+import json
 import logging
 import math
 import time
@@ -26,7 +27,7 @@ from tenacity import retry_if_exception, stop_after_attempt, wait_exponential_ji
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from airflow_provider_norce.exceptions import NorceAPIError, NorceRateLimitError, excerpt
+from airflow_provider_norce.exceptions import NorceAPIError, NorceAuthError, NorceRateLimitError, excerpt
 
 if TYPE_CHECKING:
     from collections.abc import Callable
@@ -89,6 +90,32 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     if math.isnan(seconds) or math.isinf(seconds):
         return None
     return max(0.0, seconds)
+
+
+def json_body(method: str, url: str, status: int, content: bytes, idempotent: bool) -> Any:
+    """The parsed body of a 2xx answer; a cut-off or garbled body of an idempotent request is retryable."""
+    try:
+        return json.loads(content)
+    except ValueError:
+        raise NorceAPIError(
+            f"Norce answered {method} {url} with {status} and a body that is not complete JSON "
+            f"({len(content)} bytes)",
+            status_code=status,
+            method=method,
+            url=url,
+            body_excerpt=excerpt(content[-120:]),
+            retryable=idempotent,
+        ) from None
+
+
+def refused_fresh_token(conn_id: str, application_id: int | None, method: str, url: str) -> NorceAuthError:
+    """A 401 to a token issued a moment ago is not staleness but missing access: a human must act."""
+    return NorceAuthError(
+        f"Norce connection {conn_id!r}: {method} {url} answered 401 to a freshly issued token; the OAuth "
+        f"user may lack access to this API or to application {application_id}",
+        conn_id=conn_id,
+        status_code=401,
+    )
 
 
 def is_retryable(exc: BaseException) -> bool:

@@ -22,7 +22,13 @@ from requests.auth import AuthBase
 
 from airflow_provider_norce.connection import NorceConnectionConfig
 from airflow_provider_norce.exceptions import NorceAPIError, NorceAuthError, NorceError, excerpt
-from airflow_provider_norce.retry import IDEMPOTENT_METHODS, RetryPolicy, api_error
+from airflow_provider_norce.retry import (
+    IDEMPOTENT_METHODS,
+    RetryPolicy,
+    api_error,
+    json_body,
+    refused_fresh_token,
+)
 from airflow_provider_norce.token_cache import (
     PROCESS_TOKEN_CACHE,
     NoteRateLimited,
@@ -361,31 +367,14 @@ class NorceHook(BaseHook):
                 self.token_cache.invalidate(self._token_key, token.access_token, self.shared_store)
                 response = send(self._token())
                 if response.status_code == 401:
-                    raise NorceAuthError(
-                        f"Norce connection {self.config.conn_id!r}: {method} {shown} answered 401 to a freshly "
-                        f"issued token; the OAuth user may lack access to this API or application "
-                        f"{self.config.application_id}",
-                        conn_id=self.config.conn_id,
-                        status_code=401,
-                    )
+                    raise refused_fresh_token(self.config.conn_id, self.config.application_id, method, shown)
             if not 200 <= response.status_code < 300:
                 raise api_error(
                     method, shown, response.status_code, response.headers.get("Retry-After"), response.content
                 )
             if not parse:
                 return response, None
-            try:
-                return response, response.json()
-            except ValueError:
-                raise NorceAPIError(
-                    f"Norce answered {method} {shown} with {response.status_code} and a body that is not "
-                    f"complete JSON ({len(response.content)} bytes)",
-                    status_code=response.status_code,
-                    method=method,
-                    url=shown,
-                    body_excerpt=excerpt(response.content[-120:]),
-                    retryable=idempotent,
-                ) from None
+            return response, json_body(method, shown, response.status_code, response.content, idempotent)
 
         return self.retry_policy.retrying(sleep=self._sleep)(attempt)
 
