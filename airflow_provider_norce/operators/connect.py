@@ -1,53 +1,46 @@
 """``NorceConnectImportOperator``: post items to a Norce Connect import method, in batches, and wait.
 
-Three promises shape this module:
+Three promises shape the import:
 
-* **Memory stays bounded.** Items come from a list (or an XComArg) or from a JSON-array / JSON-lines file
-  (local or any ``ObjectStoragePath``), which is streamed: one batch is in memory at a time, and the
-  array parser reads chunks with ``json.JSONDecoder.raw_decode`` instead of ``json.load``.
-* **Nothing is posted twice.** Every batch's job id is written to durable task state before the next
-  batch is posted (Airflow 3.3 ``task_state_store``; below 3.3 an Airflow Variable ledger). A retried
-  try re-uses the recorded job ids and posts only batches that never got one. A POST whose answer was
-  lost (timeout, 5xx) is recorded as *uncertain* and never re-posted by a retry: Norce may have it.
+* **Memory stays bounded.** Items are read by :mod:`airflow_provider_norce.connect_items`, which streams
+  files: one batch is in memory at a time.
+* **Nothing is posted twice.** Every batch's job id is recorded in the durable ledger of
+  :mod:`airflow_provider_norce.import_ledger` before the next batch is posted, so a retried try re-uses
+  the recorded job ids; a POST whose answer was lost (timeout, 5xx) is recorded as *uncertain* and never
+  re-posted by a retry: Norce may have it.
 * **A full-file import is one job.** ``FullFile: true`` deactivates everything the import does not name,
   so two jobs would deactivate each other's items: the whole input is counted (and validated) before
   anything is posted, and a full file larger than ``batch_size`` is refused.
 
-The hook does all HTTP; this module reads items, keeps the ledger and decides.
+The hook does all HTTP, ``connect_items`` reads items and ``import_ledger`` remembers batches; this
+module decides.
 """
 
 from __future__ import annotations
 
-import codecs
 import hashlib
-import itertools
 import json
-import logging
 from datetime import timedelta
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
+# Both are standard library only: cheap at DAG parse time.
+from airflow_provider_norce.connect_items import FileItems, ListItems, _batched
 from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError
+from airflow_provider_norce.import_ledger import ledger_for
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator, Sequence
+    from collections.abc import Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
+    from airflow_provider_norce.connect_items import ItemSource
     from airflow_provider_norce.hooks.norce import NorceHook
+    from airflow_provider_norce.import_ledger import Ledger
     from airflow_provider_norce.jobs import ImportAnswer
 
-log = logging.getLogger(__name__)
-
 HEADER_NAME = "X-StormConnect-Header"
-#: Bytes read from an items file at a time.
-CHUNK_BYTES = 1 << 16
-#: One item may not exceed this many characters (a malformed file must not be read whole into memory).
-MAX_ITEM_CHARS = 32 << 20
-#: Durable-state key of batch ``i`` (task_state_store, Airflow 3.3+). Renaming it breaks in-flight retries.
-STATE_KEY = "norce_connect_batch_{index}"
-VARIABLE_PREFIX = "norce_connect_ledger"
 
 
 class NorceConnectImportOperator(BaseOperator):
@@ -398,365 +391,6 @@ def build_connect_header(header: Any, task_id: str) -> tuple[str, bool]:
         raise ValueError(f"Task {task_id!r}: connect_header AccountId must be an integer, got {account!r}")
     header["FullFile"] = _bool(header.get("FullFile", False), "connect_header FullFile", task_id)
     return json.dumps(header, separators=(",", ":"), ensure_ascii=True), header["FullFile"]
-
-
-# -- item sources ----------------------------------------------------------------------------------
-
-
-class ItemSource(Protocol):
-    name: str
-
-    def count(self) -> int: ...
-
-    def __iter__(self) -> Iterator[dict[str, Any]]: ...
-
-
-class ListItems:
-    """Items given as a list (or an XComArg resolved to one)."""
-
-    def __init__(self, items: Any, task_id: str) -> None:
-        self.name = "items"
-        if isinstance(items, (str, bytes)):
-            raise ValueError(
-                f"Task {task_id!r}: items must be a list of JSON objects, got a string; pass the XComArg "
-                "itself (not a Jinja string), or use items_path for a file"
-            )
-        try:
-            self.items = list(items)
-        except TypeError:
-            raise ValueError(
-                f"Task {task_id!r}: items must be a list of JSON objects, got {type(items).__name__}"
-            ) from None
-        for number, item in enumerate(self.items, start=1):
-            if not isinstance(item, dict):
-                raise ValueError(
-                    f"Task {task_id!r}: item {number} of items is a {type(item).__name__}, not a JSON object"
-                )
-
-    def count(self) -> int:
-        return len(self.items)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        return iter(self.items)
-
-
-class FileItems:
-    """Items streamed from a JSON-array or JSON-lines file, local or on any ``ObjectStoragePath``."""
-
-    def __init__(self, path: Any, task_id: str) -> None:
-        self.path = path
-        self.task_id = task_id
-        self.name = f"items_path {str(path)!r}"
-
-    def _open(self) -> Any:
-        path = self.path
-        try:
-            if isinstance(path, str) and path.startswith("file://"):
-                from urllib.parse import urlsplit
-                from urllib.request import url2pathname
-
-                path = url2pathname(
-                    urlsplit(path).path
-                )  # local: no fsspec needed (and 3.0's upath refuses it)
-            if isinstance(path, str) and "://" not in path:
-                return open(path, "rb")
-            if isinstance(path, str):
-                from airflow.providers.common.compat.sdk import ObjectStoragePath
-
-                path = ObjectStoragePath(path)
-            return path.open("rb")
-        except FileNotFoundError:
-            raise FileNotFoundError(f"Task {self.task_id!r}: {self.name} does not exist") from None
-
-    def count(self) -> int:
-        return sum(1 for _ in self)
-
-    def __iter__(self) -> Iterator[dict[str, Any]]:
-        with self._open() as stream:
-            for number, item in enumerate(iter_json_items(stream, self.name), start=1):
-                if not isinstance(item, dict):
-                    raise ValueError(
-                        f"Task {self.task_id!r}: item {number} of {self.name} is a {type(item).__name__}, "
-                        "not a JSON object"
-                    )
-                yield item
-
-
-def _batched(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
-    while batch := list(itertools.islice(items, size)):
-        yield batch
-
-
-# -- streaming JSON --------------------------------------------------------------------------------
-
-
-class _Buffer:
-    """Decoded text of a byte stream, read a chunk at a time; ``pos`` is the read position in ``text``."""
-
-    def __init__(self, stream: Any, name: str, chunk_bytes: int = CHUNK_BYTES) -> None:
-        self.stream = stream
-        self.name = name
-        self.chunk_bytes = chunk_bytes
-        self.decoder = codecs.getincrementaldecoder("utf-8-sig")()
-        self.text = ""
-        self.pos = 0
-        self.offset = 0  # characters dropped before ``text``
-        self.eof = False
-
-    def more(self) -> None:
-        """Read one more chunk, dropping what was consumed."""
-        if self.eof:
-            return
-        data = self.stream.read(self.chunk_bytes)
-        try:
-            decoded = self.decoder.decode(data or b"", final=not data)
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{self.name} is not UTF-8 text ({err})") from None
-        self.offset += self.pos
-        self.text = self.text[self.pos :] + decoded
-        self.pos = 0
-        if not data:
-            self.eof = True
-        if len(self.text) > MAX_ITEM_CHARS:
-            raise ValueError(
-                f"{self.name}: one item is larger than {MAX_ITEM_CHARS >> 20} MiB of text at character "
-                f"{self.offset}, or the file is malformed there"
-            )
-
-    def peek(self) -> str | None:
-        """The next non-whitespace character (not consumed), or None at the end."""
-        while True:
-            text, pos = self.text, self.pos
-            while pos < len(text) and text[pos] in " \t\r\n":
-                pos += 1
-            self.pos = pos
-            if pos < len(text):
-                return text[pos]
-            if self.eof:
-                return None
-            self.more()
-
-    def where(self) -> str:
-        return f"character {self.offset + self.pos}"
-
-
-_DECODER = json.JSONDecoder()
-
-
-def iter_json_items(stream: Any, name: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Any]:
-    """The values of a JSON array, or of JSON lines, from a binary stream; bounded memory either way."""
-    buf = _Buffer(stream, name, chunk_bytes)
-    first = buf.peek()
-    if first is None:
-        return
-    if first == "[":
-        yield from _array_items(buf)
-    else:
-        yield from _json_lines(buf)
-
-
-def _array_items(buf: _Buffer) -> Iterator[Any]:
-    buf.pos += 1  # the "["
-    number = 0
-    while True:
-        char = buf.peek()
-        if char is None:
-            raise ValueError(f"{buf.name}: the JSON array ends without its closing ']' after item {number}")
-        if char == "]":
-            buf.pos += 1
-            break
-        if number:
-            if char != ",":
-                raise ValueError(f"{buf.name}: expected ',' or ']' after item {number} at {buf.where()}")
-            buf.pos += 1
-            if buf.peek() in (None, "]"):
-                raise ValueError(f"{buf.name}: expected an item after ',' at {buf.where()}")
-        number += 1
-        yield _decode_value(buf, number)
-    if buf.peek() is not None:
-        raise ValueError(
-            f"{buf.name}: unexpected content after the JSON array's closing ']' at {buf.where()}"
-        )
-
-
-def _decode_value(buf: _Buffer, number: int) -> Any:
-    """One JSON value at ``buf.pos``, reading more while it may be incomplete."""
-    while True:
-        try:
-            value, end = _DECODER.raw_decode(buf.text, buf.pos)
-        except json.JSONDecodeError as err:
-            incomplete = err.msg.startswith("Unterminated string") or err.pos >= len(buf.text) - 8
-            if buf.eof or not incomplete:
-                raise ValueError(
-                    f"{buf.name}: item {number} is not valid JSON at character {buf.offset + err.pos}: {err.msg}"
-                ) from None
-        else:
-            # A value ending exactly at the buffer's end may continue in the next chunk (a number).
-            if end < len(buf.text) or buf.eof:
-                buf.pos = end
-                return value
-        buf.more()
-
-
-def _json_lines(buf: _Buffer) -> Iterator[Any]:
-    line_number = 0
-    while True:
-        newline = buf.text.find("\n", buf.pos)
-        if newline < 0 and not buf.eof:
-            buf.more()
-            continue
-        end = len(buf.text) if newline < 0 else newline
-        line = buf.text[buf.pos : end]
-        buf.pos = end + 1 if newline >= 0 else end
-        line_number += 1
-        if line.strip():
-            try:
-                yield json.loads(line)
-            except ValueError as err:
-                raise ValueError(f"{buf.name}: line {line_number} is not valid JSON ({err})") from None
-        if newline < 0:
-            return
-
-
-# -- the durable ledger ----------------------------------------------------------------------------
-
-
-class Ledger(Protocol):
-    """Which batches of this task instance already have a job, across tries."""
-
-    def get(self, index: int) -> dict[str, Any] | None: ...
-
-    def set(self, index: int, entry: dict[str, Any]) -> None: ...
-
-    def clear(self, count: int) -> None: ...
-
-    def describe(self, index: int) -> str: ...
-
-
-class TaskStateLedger:
-    """Airflow 3.3+: one ``task_state_store`` key per batch; it survives retries of the task instance."""
-
-    def __init__(self, store: Any) -> None:
-        self.store = store
-
-    def get(self, index: int) -> dict[str, Any] | None:
-        value = self.store.get(STATE_KEY.format(index=index))
-        return value if isinstance(value, dict) else None
-
-    def set(self, index: int, entry: dict[str, Any]) -> None:
-        try:
-            self.store.set(STATE_KEY.format(index=index), entry)
-        except Exception:
-            # The POST went through; failing the task now would make a retry post it again.
-            log.exception("Could not record Norce Connect batch %d (%s) in task state", index, entry)
-
-    def clear(self, count: int) -> None:
-        for index in range(count):
-            try:
-                self.store.delete(STATE_KEY.format(index=index))
-            except Exception:
-                log.warning("Could not delete task state key %s", STATE_KEY.format(index=index))
-
-    def describe(self, index: int) -> str:
-        return (
-            f"the task state key {STATE_KEY.format(index=index)!r} of this task instance (REST API: DELETE "
-            ".../taskInstances/{task_id}/state-store/{key})"
-        )
-
-
-class VariableLedger:
-    """Below Airflow 3.3: one Airflow Variable per task instance (a JSON object keyed by batch index).
-
-    Variables outlive a try (XCom does not: a task's XComs are cleared when its next try starts). The
-    Variable is deleted when the task succeeds.
-    """
-
-    def __init__(self, key: str, variable: Any = None) -> None:
-        if variable is None:
-            from airflow.providers.common.compat.sdk import Variable
-
-            variable = Variable
-        self.key = key
-        self.variable = variable
-        self._entries: dict[str, Any] | None = None
-
-    def _load(self) -> dict[str, Any]:
-        if self._entries is None:
-            raw = self.variable.get(self.key, default=None)
-            try:
-                loaded = json.loads(raw) if raw else {}
-            except ValueError:
-                loaded = {}
-            self._entries = loaded if isinstance(loaded, dict) else {}
-        return self._entries
-
-    def get(self, index: int) -> dict[str, Any] | None:
-        value = self._load().get(str(index))
-        return value if isinstance(value, dict) else None
-
-    def set(self, index: int, entry: dict[str, Any]) -> None:
-        entries = self._load()
-        entries[str(index)] = entry
-        try:
-            self.variable.set(
-                self.key,
-                json.dumps(entries, separators=(",", ":")),
-                description="airflow-provider-norce: Connect job ids by batch, so a retry does not re-post",
-            )
-        except Exception:
-            log.exception(
-                "Could not record Norce Connect batch %d (%s) in Variable %s", index, entry, self.key
-            )
-
-    def clear(self, count: int) -> None:
-        try:
-            self.variable.delete(self.key)
-        except Exception:
-            log.warning("Could not delete the Variable %s", self.key)
-        self._entries = {}
-
-    def describe(self, index: int) -> str:
-        return f"the Airflow Variable {self.key!r}"
-
-
-class MemoryLedger:
-    """No durable state at all (a context without a task instance): nothing survives this call."""
-
-    def __init__(self) -> None:
-        self.entries: dict[int, dict[str, Any]] = {}
-
-    def get(self, index: int) -> dict[str, Any] | None:
-        return self.entries.get(index)
-
-    def set(self, index: int, entry: dict[str, Any]) -> None:
-        self.entries[index] = entry
-
-    def clear(self, count: int) -> None:
-        self.entries.clear()
-
-    def describe(self, index: int) -> str:
-        return "nothing (no durable state here)"
-
-
-def ledger_for(context: Any, variable: Any = None) -> Ledger:
-    """The most durable ledger the running Airflow offers to this task instance."""
-    store = context.get("task_state_store") if hasattr(context, "get") else None
-    if store is not None:
-        return TaskStateLedger(store)
-    ti = context.get("ti") if hasattr(context, "get") else None
-    if ti is not None and getattr(ti, "run_id", None) is not None:
-        return VariableLedger(variable_key(ti), variable)
-    log.warning("No durable task state here: a retry of this import would post it again")
-    return MemoryLedger()
-
-
-def variable_key(ti: Any) -> str:
-    """``norce_connect_ledger.{dag}.{task}.{map index}.{run}``, shortened with a hash beyond 250 chars."""
-    map_index = getattr(ti, "map_index", -1)
-    key = f"{VARIABLE_PREFIX}.{ti.dag_id}.{ti.task_id}.{-1 if map_index is None else map_index}.{ti.run_id}"
-    if len(key) > 250:
-        key = key[:200] + "." + hashlib.sha256(key.encode()).hexdigest()[:16]
-    return key
 
 
 # -- coercion of templated values ------------------------------------------------------------------

@@ -69,6 +69,22 @@ def onhand(part_no: str, value: float, warehouse: str = "MAIN") -> dict[str, Any
     return {"PartNo": part_no, "WarehouseCode": warehouse, "OnhandValue": value}
 
 
+def post_jobs(items: list[dict[str, Any]], **kwargs: Any) -> list[str]:
+    """Create Connect jobs through the operator without waiting for them (it is tested elsewhere);
+    ``kwargs`` go to the operator (e.g. ``batch_size``)."""
+    from airflow_provider_norce.operators.connect import NorceConnectImportOperator
+
+    return NorceConnectImportOperator(
+        task_id="post",
+        import_method="Product/ImportOnhands",
+        items=items,
+        connect_header={"AccountId": 1},
+        wait_for_completion=False,
+        allow_validation_failures=True,
+        **kwargs,
+    ).execute({})
+
+
 def imports(sim: Any, method: str = "Product/ImportOnhands") -> int:
     """How many import POSTs reached the simulator (created a job or not)."""
     return int(sim.counters()["requests"].get(f"POST /commerce/connect/4.0/{method}", 0))

@@ -14,13 +14,8 @@ from norce_connect_support import (
 )
 
 from airflow_provider_norce.exceptions import NorceJobError
-from airflow_provider_norce.operators.connect import (
-    NorceConnectImportOperator,
-    TaskStateLedger,
-    VariableLedger,
-    ledger_for,
-    variable_key,
-)
+from airflow_provider_norce.import_ledger import TaskStateLedger, VariableLedger, ledger_for, variable_key
+from airflow_provider_norce.operators.connect import NorceConnectImportOperator
 
 pytestmark = pytest.mark.norce_simulator(job_duration=0.2)
 
@@ -162,8 +157,8 @@ def test_variable_ledger_below_3_3_survives_a_retry(sim, monkeypatch):
 
     import airflow_provider_norce.operators.connect as connect
 
-    real = connect.ledger_for
-    monkeypatch.setattr(connect, "ledger_for", lambda ctx: real(ctx, variable=FakeVariable))
+    # The operator calls the ledger_for it imported into its own module: patch it there.
+    monkeypatch.setattr(connect, "ledger_for", lambda ctx: ledger_for(ctx, variable=FakeVariable))
     sim.connect.job_duration = 1.0
     with pytest.raises(NorceJobError, match="still running"):
         make(timeout=0.1).execute(context)

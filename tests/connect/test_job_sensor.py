@@ -5,10 +5,9 @@ from __future__ import annotations
 import time
 
 import pytest
-from norce_connect_support import onhand, use_simulator
+from norce_connect_support import onhand, post_jobs, use_simulator
 
 from airflow_provider_norce.exceptions import NorceJobError
-from airflow_provider_norce.operators.connect import NorceConnectImportOperator
 from airflow_provider_norce.sensors.norce import NorceJobSensor
 
 pytestmark = pytest.mark.norce_simulator(job_duration=0.3)
@@ -18,17 +17,6 @@ pytestmark = pytest.mark.norce_simulator(job_duration=0.3)
 def sim(norce_simulator, monkeypatch):
     use_simulator(monkeypatch, norce_simulator.sim)
     return norce_simulator.sim
-
-
-def post(items) -> list[str]:
-    return NorceConnectImportOperator(
-        task_id="post",
-        import_method="Product/ImportOnhands",
-        items=items,
-        connect_header={"AccountId": 1},
-        wait_for_completion=False,
-        allow_validation_failures=True,
-    ).execute({})
 
 
 def sensor(job_ids, **kwargs) -> NorceJobSensor:
@@ -43,7 +31,7 @@ def wait_finished(sim, job_id: str) -> None:
 
 
 def test_poke_not_done_then_done_with_summary(sim):
-    job_ids = post([onhand("100001", 5), onhand("100002", 6)])
+    job_ids = post_jobs([onhand("100001", 5), onhand("100002", 6)])
     s = sensor(job_ids[0])  # a single id is accepted too
     assert s.poke({}).is_done is False
     wait_finished(sim, job_ids[0])
@@ -55,7 +43,7 @@ def test_poke_not_done_then_done_with_summary(sim):
 
 
 def test_poke_failed_job_raises_with_error_lines(sim):
-    job_ids = post([{"PartNo": "FAIL-5", "WarehouseCode": "MAIN", "OnhandValue": 1}])
+    job_ids = post_jobs([{"PartNo": "FAIL-5", "WarehouseCode": "MAIN", "OnhandValue": 1}])
     wait_finished(sim, job_ids[0])
     with pytest.raises(NorceJobError, match=r"job \d+ ended Failed .*FAIL-5") as err:
         sensor(job_ids).poke({})
@@ -63,7 +51,7 @@ def test_poke_failed_job_raises_with_error_lines(sim):
 
 
 def test_validation_failed_job_fails_unless_allowed(sim):
-    job_ids = post([{"PartNo": "100001"}])
+    job_ids = post_jobs([{"PartNo": "100001"}])
     wait_finished(sim, job_ids[0])
     with pytest.raises(NorceJobError, match=r"ended Validation failed .*All 1 item"):
         sensor(job_ids).poke({})
@@ -72,7 +60,7 @@ def test_validation_failed_job_fails_unless_allowed(sim):
 
 
 def test_execute_in_poke_mode_returns_the_summary(sim):
-    job_ids = post([onhand("100001", 1)])
+    job_ids = post_jobs([onhand("100001", 1)])
     summary = sensor(job_ids, timeout=30).execute({})
     assert summary["jobs"][job_ids[0]]["status"] == "Succeeded"
 

@@ -6,10 +6,9 @@ import asyncio
 import json
 
 import pytest
-from norce_connect_support import imports, onhand, rebuild_trigger, run_trigger, use_simulator
+from norce_connect_support import imports, onhand, post_jobs, rebuild_trigger, run_trigger, use_simulator
 
 from airflow_provider_norce.exceptions import NorceError
-from airflow_provider_norce.operators.connect import NorceConnectImportOperator
 from airflow_provider_norce.triggers.norce import NorceJobTrigger
 
 pytestmark = pytest.mark.norce_simulator(job_duration=0.2)
@@ -19,19 +18,6 @@ pytestmark = pytest.mark.norce_simulator(job_duration=0.2)
 def sim(norce_simulator, monkeypatch):
     use_simulator(monkeypatch, norce_simulator.sim)
     return norce_simulator.sim
-
-
-def post(items, batch_size: int = 100) -> list[str]:
-    """Create jobs through the operator without waiting (it is tested elsewhere)."""
-    return NorceConnectImportOperator(
-        task_id="post",
-        import_method="Product/ImportOnhands",
-        items=items,
-        connect_header={"AccountId": 1},
-        batch_size=batch_size,
-        wait_for_completion=False,
-        allow_validation_failures=True,
-    ).execute({})
 
 
 def test_serialize_is_plain_json_without_secrets_and_keeps_the_deadline(sim):
@@ -46,7 +32,7 @@ def test_serialize_is_plain_json_without_secrets_and_keeps_the_deadline(sim):
 
 
 def test_success_event_with_counts(sim):
-    job_ids = post([onhand(str(100001 + i), 3) for i in range(5)], batch_size=2)
+    job_ids = post_jobs([onhand(str(100001 + i), 3) for i in range(5)], batch_size=2)
     events = run_trigger(rebuild_trigger(NorceJobTrigger("norce_default", job_ids, poll_interval=0.05)))
 
     assert len(events) == 1
@@ -59,7 +45,9 @@ def test_success_event_with_counts(sim):
 
 
 def test_failed_event_carries_error_lines_and_running_twice_is_harmless(sim):
-    job_ids = post([onhand("100001", 1), {"PartNo": "FAIL-9", "WarehouseCode": "MAIN", "OnhandValue": 1}])
+    job_ids = post_jobs(
+        [onhand("100001", 1), {"PartNo": "FAIL-9", "WarehouseCode": "MAIN", "OnhandValue": 1}]
+    )
     trigger = NorceJobTrigger("norce_default", job_ids, poll_interval=0.05)
     first = run_trigger(rebuild_trigger(trigger))[0].payload
     second = run_trigger(rebuild_trigger(trigger))[0].payload  # e.g. a triggerer restart
@@ -73,7 +61,7 @@ def test_failed_event_carries_error_lines_and_running_twice_is_harmless(sim):
 
 
 def test_validation_failed_job_is_reported_not_judged(sim):
-    job_ids = post([{"PartNo": "100001"}])
+    job_ids = post_jobs([{"PartNo": "100001"}])
     payload = run_trigger(NorceJobTrigger("norce_default", job_ids, poll_interval=0.05))[0].payload
     assert payload["status"] == "failed"
     assert payload["jobs"][job_ids[0]]["status"] == "Validation failed"
@@ -82,7 +70,7 @@ def test_validation_failed_job_is_reported_not_judged(sim):
 
 def test_timeout_event(sim):
     sim.connect.job_duration = 30.0
-    job_ids = post([onhand("100001", 1)])
+    job_ids = post_jobs([onhand("100001", 1)])
     payload = run_trigger(NorceJobTrigger("norce_default", job_ids, poll_interval=0.05, timeout=0.2))[
         0
     ].payload
@@ -105,7 +93,7 @@ def test_unknown_job_is_an_error_event_naming_it(sim):
 
 
 def test_revoked_token_is_renewed_once(sim):
-    job_ids = post([onhand("100001", 1)])
+    job_ids = post_jobs([onhand("100001", 1)])
     sim.revoke_tokens()  # the token in the process cache is now refused
     payload = run_trigger(NorceJobTrigger("norce_default", job_ids, poll_interval=0.05))[0].payload
     assert payload["status"] == "success"
@@ -114,7 +102,7 @@ def test_revoked_token_is_renewed_once(sim):
 
 
 def test_429_and_5xx_on_job_reads_are_retried_like_the_sync_hook(sim):
-    job_ids = post([onhand("100001", 1)])
+    job_ids = post_jobs([onhand("100001", 1)])
     sim.add_fault("jobs", "503", count=1)  # first: its backoff is the shortest (1 s + jitter)
     sim.add_fault("jobs", "429", count=2, retry_after=0)
     payload = run_trigger(NorceJobTrigger("norce_default", job_ids, poll_interval=0.05))[0].payload
