@@ -198,7 +198,9 @@ class NorceConnectionConfig:
                 raise fail("application_id", f"{raw_app!r} is not numeric; Norce application ids are numbers")
             application_id = int(text)
 
-        token_cache = _choice(extra, "token_cache", "machine", TOKEN_CACHES, fail)
+        from airflow_provider_norce.token_store import registered_token_stores
+
+        token_cache = _choice(extra, "token_cache", "machine", TOKEN_CACHES + registered_token_stores(), fail)
         proxies = extra.get("proxies")
         if proxies is not None and not isinstance(proxies, dict):
             raise fail("proxies", 'must be a JSON object such as {"https": "http://proxy:3128"}')

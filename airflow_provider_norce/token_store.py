@@ -37,6 +37,11 @@ def register_token_store(kind: str, factory: Callable[[], SharedTokenStore | Non
     _factories[kind] = factory
 
 
+def registered_token_stores() -> tuple[str, ...]:
+    """The ``token_cache`` kinds added with :func:`register_token_store`, for the connection's validation."""
+    return tuple(sorted(_factories))
+
+
 def store_for(kind: str) -> SharedTokenStore | None:
     """``process``: None (the in-process cache alone). ``machine``: the machine-wide store, or None with
     a warning when no private directory can be had. Other kinds: their registered factory."""

@@ -167,3 +167,10 @@ def test_malformed_connection_fails_before_any_request(requests_mock, monkeypatc
     with pytest.raises(NorceConnectionConfigError, match="application_id"):
         NorceHook("norce_bad").run("commerce/query/2.0/Orders/Orders")
     assert requests_mock.call_count == 0
+
+
+def test_a_registered_token_store_kind_is_a_valid_token_cache():
+    from airflow_provider_norce.token_store import register_token_store
+
+    register_token_store("unit-cluster", lambda: None)
+    assert cfg(token_cache="unit-cluster").token_cache == "unit-cluster"
