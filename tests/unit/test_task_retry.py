@@ -6,7 +6,9 @@ from datetime import timedelta
 
 import pytest
 
-pytest.importorskip("airflow.sdk.definitions.retry_policy", reason="task retry policies arrived in Airflow 3.3")
+pytest.importorskip(
+    "airflow.sdk.definitions.retry_policy", reason="task retry policies arrived in Airflow 3.3"
+)
 
 from airflow.sdk.definitions.retry_policy import RetryAction
 
