@@ -67,6 +67,8 @@ MAX_FILE_BYTES = 64 * 1024
 DEFAULT_LOCK_TIMEOUT = 900.0
 #: A limiter state further ahead than this is a clock jump or tampering, not a queue: clamp it.
 MAX_TAT_AHEAD = 3600.0
+#: A token on disk fresh for at least this long more needs no lock to be read.
+SETTLED_MARGIN = 5.0
 LIMITER_LOCK = "limiter.lock"
 LIMITER_STATE = "limiter.state"
 _SAFE_KEY = re.compile(r"^[0-9a-f]{16,128}$")
@@ -234,15 +236,24 @@ class FileTokenStore:
 
     def discard(self, key: str, access_token: str) -> None:
         """Remove the stored token of ``key``, but only if it is ``access_token`` (not its replacement)."""
-        with self.locked(key):
+        fd = self._acquire(self._path(key, ".lock"))
+        try:
             stored = self.load(key)
             if stored is not None and stored.access_token == access_token:
                 self._remove(self._token_path(key))
+        finally:
+            if fd is not None:
+                os.close(fd)
 
     @contextmanager
     def locked(self, key: str) -> Iterator[None]:
-        """Exclusive across the machine's processes while one of them fetches ``key``'s token."""
-        fd = self._acquire(self._path(key, ".lock"))
+        """Exclusive across the machine's processes while one of them fetches ``key``'s token.
+
+        Nobody queues to read: when a fresh token is on disk already, or appears while we wait (the
+        fetching process saves it before it lets go of the lock), this yields without taking the lock,
+        so forty waiting tasks read the new token at once instead of one after another.
+        """
+        fd = self._acquire(self._path(key, ".lock"), settled=lambda: self._fresh_on_disk(key))
         try:
             yield
         finally:
@@ -256,6 +267,11 @@ class FileTokenStore:
     def note_rate_limited(self, retry_after: float | None) -> None:
         """Norce said 429: no process of this machine asks again before it says so."""
         self._with_limiter(lambda limiter: limiter.note_rate_limited(retry_after))
+
+    def _fresh_on_disk(self, key: str) -> bool:
+        """A stored token that stays fresh for a while yet (so the caller's ``load`` finds it fresh too)."""
+        token = self.load(key)
+        return token is not None and token.fresh(self.clock() + SETTLED_MARGIN)
 
     # -- the limiter -----------------------------------------------------------------------------
 
@@ -358,8 +374,9 @@ class FileTokenStore:
         with contextlib.suppress(OSError):
             os.unlink(path)
 
-    def _acquire(self, path: Path) -> int | None:
-        """An fd holding an exclusive ``flock`` on ``path``; None (with a warning) if the store is unusable."""
+    def _acquire(self, path: Path, settled: Callable[[], bool] | None = None) -> int | None:
+        """An fd holding an exclusive ``flock`` on ``path``, or None: the store is unusable (with a
+        warning), or ``settled()`` said the lock is not needed any more."""
         if private_directory(self.directory) is None:
             self._warn_once(
                 "dir", "Norce token store: %s is unusable; tokens are not shared this time", self.directory
@@ -381,7 +398,9 @@ class FileTokenStore:
                     self._warn_once(f"untrusted:{path}", "Norce token store: replacing untrusted %s", path)
                     self._remove(path)
                     continue
-                self._flock(fd, path, deadline)
+                if not self._flock(fd, path, deadline, settled):
+                    os.close(fd)
+                    return None
                 if _same_file(fd, path):
                     return fd
                 os.close(fd)  # the lock file was replaced while we waited: lock the one there now
@@ -393,27 +412,42 @@ class FileTokenStore:
         self._warn_once("lock", "Norce token store: cannot get a trustworthy lock file %s", path)
         return None
 
-    def _flock(self, fd: int, path: Path, deadline: float) -> bool:
-        """Wait for the lock on ``fd``: True once held; raises when ``deadline`` passes first.
+    def _flock(self, fd: int, path: Path, deadline: float, settled: Callable[[], bool] | None = None) -> bool:
+        """Take the exclusive lock on ``fd`` (True), or find ``settled()`` true first (False).
 
-        The wait is a blocking ``flock`` (the kernel wakes the waiter the moment the holder releases or
-        dies; no polling that would steal CPU from the holder) in a helper thread, so that the caller can
-        give up with a clear error. A helper that gets the lock after its caller gave up releases it.
+        Waiting is a blocking ``flock`` (the kernel wakes the waiter the moment the holder releases or
+        dies; no polling that would steal CPU from the holder) in a helper thread, so that the caller
+        can give up at ``deadline`` with a clear error. With ``settled``, a waiter waits for a *shared*
+        lock, which every waiter is granted together when the holder lets go, drops it and looks again.
         """
         import fcntl
 
-        try:
-            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
-            return True
-        except BlockingIOError:
-            pass
+        while True:
+            if settled is not None and settled():
+                return False
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+                return True
+            except BlockingIOError:
+                pass
+            if settled is None:
+                self._wait(fd, path, deadline, fcntl.LOCK_EX)
+                return True
+            self._wait(fd, path, deadline, fcntl.LOCK_SH)
+
+    def _wait(self, fd: int, path: Path, deadline: float, operation: int) -> None:
+        """Block until ``flock(fd, operation)`` succeeds (a shared lock is dropped again at once)."""
+        import fcntl
+
         granted = threading.Event()
         decided = threading.Lock()
         state = {"abandoned": False}
 
         def wait() -> None:
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
+                fcntl.flock(fd, operation)
+                if operation == fcntl.LOCK_SH:
+                    fcntl.flock(fd, fcntl.LOCK_UN)
             except OSError:
                 return
             with decided:
@@ -424,10 +458,10 @@ class FileTokenStore:
 
         threading.Thread(target=wait, name="norce-token-lock", daemon=True).start()
         if granted.wait(max(0.0, deadline - time.monotonic())):
-            return True
+            return
         with decided:
             if granted.is_set():
-                return True
+                return
             state["abandoned"] = True  # from here on the helper owns (and will close) fd
         raise _LockTimeout(
             f"Norce token store: another process has held {path} for more than "

@@ -355,3 +355,15 @@ def test_process_kind_bypasses_the_machine_store(norce_simulator, monkeypatch, s
     assert one.shared_store is None
     assert one.get_access_token() != two.get_access_token()
     assert list(store_dir.glob("*.token")) == []
+
+
+def test_readers_do_not_queue_behind_the_lock_when_a_fresh_token_is_on_disk(store_dir):
+    store = FileTokenStore(store_dir, lock_timeout=0.2)
+    store.save(KEY, token("ready"))
+    with open(store_dir / f"{KEY}.lock", "wb") as held:
+        os.chmod(held.name, 0o600)
+        fcntl.flock(held, fcntl.LOCK_EX)  # a process is busy (say, discarding): readers still read
+        assert TokenCache().get(KEY, fetcher("never"), store).access_token == "ready"
+        store.save(KEY, token("due", lifetime=1.0))  # due soon: the reader must take the lock to fetch
+        with pytest.raises(NorceError, match="for more than"):
+            TokenCache().get(KEY, fetcher("blocked"), store)
