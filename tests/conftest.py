@@ -16,6 +16,10 @@ os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # CronDataIntervalTimetable, where Airflow 3 gives CronTriggerTimetable). Test what users get.
 # The machine-wide token store of this test session: never the user's real one, never shared between runs.
 os.environ.setdefault("NORCE_TOKEN_CACHE_DIR", tempfile.mkdtemp(prefix="norce-tokens-"))
+# Each test starts a simulator of its own, i.e. a separate "Norce" with its own limit; the machine limiter of
+# the session must not make the hundredth test wait for the token slots of the first twenty. Tests of the
+# limiter itself set their limits explicitly.
+os.environ.setdefault("NORCE_TOKEN_REQUEST_LIMIT", "1000,1000")
 
 
 @pytest.fixture(scope="session")
