@@ -18,6 +18,7 @@ from __future__ import annotations
 import ipaddress
 import re
 from dataclasses import dataclass, field
+from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -118,7 +119,7 @@ class NorceConnectionConfig:
     #: "storm" when Storm's own per-service hosts apply; "commerce" for ``/commerce/{service}/{version}/``.
     layout: str = "commerce"
 
-    @property
+    @cached_property
     def api_hosts(self) -> frozenset[str]:
         """The ``scheme://host[:port]`` origins that may receive the bearer token, and no others."""
         origins = {_origin(self.base_url)}
