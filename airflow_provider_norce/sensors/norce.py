@@ -109,7 +109,12 @@ class NorceJobSensor(BaseSensorOperator):
 
         if not isinstance(event, dict):
             raise NorceJobError(f"Task {self.task_id!r}: resumed without a trigger event ({event!r})")
-        if event.get("status") in ("timeout", "error"):
+        if event.get("status") == "timeout":
+            # Airflow's own sensor timeout, so soft_fail and the sensor's retry rules apply as in poke mode.
+            from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+
+            raise AirflowSensorTimeout(f"Task {self.task_id!r}: {event.get('message')}")
+        if event.get("status") == "error":
             raise NorceJobError(f"Task {self.task_id!r}: {event.get('message')}")
         jobs = event.get("jobs") or {}
         check_jobs(jobs, allow_validation_failures=self._allow())

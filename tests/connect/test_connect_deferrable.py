@@ -99,3 +99,16 @@ def test_sensor_defers_and_resumes(sim):
     summary = sensor.execute_complete({}, event)
     assert summary["succeeded"] == 1
     assert summary["jobs"][job_ids[0]]["status"] == "Succeeded"
+
+
+def test_deferred_sensor_timeout_is_airflows_sensor_timeout(sim):
+    """A trigger that times out fails the sensor as Airflow's own timeout would (so soft_fail applies)."""
+    from airflow.providers.common.compat.sdk import AirflowSensorTimeout
+
+    job_ids = make(items=[onhand("100001", 1)], wait_for_completion=False).execute({})
+    sim.connect.job_duration = 60  # still running when the trigger gives up
+    sensor = NorceJobSensor(task_id="wait", job_ids=job_ids, deferrable=True, poke_interval=0.05, timeout=0.1)
+    event = run_trigger(rebuild_trigger(deferred(sensor, {}).trigger))[0].payload
+    assert event["status"] == "timeout"
+    with pytest.raises(AirflowSensorTimeout, match="'wait'"):
+        sensor.execute_complete({}, event)
