@@ -51,7 +51,7 @@ from airflow_provider_norce.testing.odata import parse_datetime
 from airflow_provider_norce.testing.replies import Reply, json_reply, message_error
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Callable, Iterable, Iterator
 
     from airflow_provider_norce.testing.clock import SimTime
     from airflow_provider_norce.testing.data import Catalog
@@ -168,18 +168,64 @@ def _keys(item: Item) -> list[str]:
 
 
 # -- application (caller holds catalog.lock) -------------------------------------------------------------
+class _Applied:
+    """What applying one job did: inserts, updates, skipped rows, and the keys it named (for FullFile)."""
+
+    def __init__(self) -> None:
+        self.inserts = self.updates = 0
+        self.named: set[Any] = set()
+        self.log: list[tuple[int, int | None, str]] = []
+
+    def existing(
+        self, table: dict[Any, dict[str, Any]], key: Any, named: Any = None
+    ) -> dict[str, Any] | None:
+        """The record under ``key`` (an update) or None (an insert: the caller creates it); names ``named``
+        (default ``key``) so that FullFile keeps it."""
+        self.named.add(key if named is None else named)
+        record = table.get(key)
+        if record is None:
+            self.inserts += 1
+        else:
+            self.updates += 1
+        return record
+
+    def skip(self, row: int, message: str) -> None:
+        self.log.append((WARNING, row, f"Row {row}: {message}; row skipped."))
+
+    def deactivate_unnamed(
+        self, records: Iterable[tuple[Any, dict[str, Any]]], stamp: str, restamp_inactive: bool = False
+    ) -> list[dict[str, Any]]:
+        """FullFile: deactivate every record whose key the import did not name; return those changed.
+
+        ``restamp_inactive`` also stamps ``Updated`` on records that were already inactive, as relations
+        and competitor SKUs always have."""
+        changed = [
+            record
+            for key, record in records
+            if key not in self.named and (restamp_inactive or record["IsActive"])
+        ]
+        for record in changed:
+            record.update(IsActive=False, Updated=stamp)
+        return changed
+
+    def outcome(self) -> Outcome:
+        return self.inserts, self.updates, self.log
+
+
+def _nested(catalog: Catalog, name: str) -> Iterator[tuple[tuple[Any, ...], dict[str, Any]]]:
+    """Every record of each SKU's ``name`` table (``OnHand``, ``PriceLists``), keyed ``(PartNo, *key)``."""
+    for part_no, sku in catalog.skus.items():
+        for key, record in sku[name].items():
+            yield (part_no, *key), record
+
+
 def _apply_products(catalog: Catalog, rows: list[tuple[int, Item]], full: bool, stamp: str) -> Outcome:
-    inserts = updates = 0
-    named: set[str] = set()
+    applied = _Applied()
     for _row, item in rows:
         mpn = item.get("ManufacturerPartNo") or item["PartNo"]
-        named.add(mpn)
-        product = catalog.products.get(mpn)
+        product = applied.existing(catalog.products, mpn)
         if product is None:
             product = catalog.add_product(mpn, item.get("Name") or mpn, stamp)
-            inserts += 1
-        else:
-            updates += 1
         product.update(IsActive=item.get("IsActive", True), Updated=stamp)
         if item.get("Name"):
             product["Name"] = item["Name"]
@@ -195,87 +241,63 @@ def _apply_products(catalog: Catalog, rows: list[tuple[int, Item]], full: bool, 
             if sku_item.get("Name"):
                 sku["Name"] = sku_item["Name"]
     if full:
-        for mpn, product in catalog.products.items():
-            if mpn not in named and product["IsActive"]:
-                product.update(IsActive=False, Updated=stamp)
-                for sku in catalog.skus.values():
-                    if sku["ProductId"] == product["Id"]:
-                        sku.update(IsActive=False, Updated=stamp)
-    return inserts, updates, []
+        for product in applied.deactivate_unnamed(catalog.products.items(), stamp):
+            for sku in catalog.skus.values():
+                if sku["ProductId"] == product["Id"]:
+                    sku.update(IsActive=False, Updated=stamp)
+    return applied.outcome()
 
 
 def _apply_onhands(catalog: Catalog, rows: list[tuple[int, Item]], full: bool, stamp: str) -> Outcome:
-    inserts = updates = 0
-    log: list[tuple[int, int | None, str]] = []
-    named: set[tuple[str, str, str]] = set()
+    applied = _Applied()
     for row, item in rows:
         sku = catalog.skus.get(item["PartNo"])
         if sku is None:
-            log.append((WARNING, row, f"Row {row}: SKU '{item['PartNo']}' does not exist; row skipped."))
+            applied.skip(row, f"SKU '{item['PartNo']}' does not exist")
             continue
         key = (item["WarehouseCode"], item.get("LocationCode") or "")
-        named.add((item["PartNo"], *key))
         fields: dict[str, Any] = {
             n: item[n] for n in ("IncomingValue", "LeadTimeDayCount", "NextDeliveryDate") if n in item
         }
         fields["IsActive"] = item.get("IsActive", True)
         record = onhand_row(key[0], key[1], float(item["OnhandValue"]), stamp, **fields)
-        if key in sku["OnHand"]:
-            updates += 1
-            merged = {**sku["OnHand"][key], **record}
-        else:
-            inserts += 1
-            merged = record
-        sku["OnHand"][key] = merged
+        old = applied.existing(sku["OnHand"], key, (item["PartNo"], *key))
+        sku["OnHand"][key] = record if old is None else {**old, **record}
         sku["Updated"] = stamp
     if full:
-        for part_no, sku in catalog.skus.items():
-            for key, record in sku["OnHand"].items():
-                if (part_no, *key) not in named and record["IsActive"]:
-                    record.update(IsActive=False, Updated=stamp)
-    return inserts, updates, log
+        applied.deactivate_unnamed(_nested(catalog, "OnHand"), stamp)
+    return applied.outcome()
 
 
 def _apply_sku_prices(catalog: Catalog, rows: list[tuple[int, Item]], full: bool, stamp: str) -> Outcome:
-    inserts = updates = 0
-    log: list[tuple[int, int | None, str]] = []
-    named: set[tuple[str, str, int]] = set()
+    applied = _Applied()
     for row, item in rows:
         sku = catalog.skus.get(item["PartNo"])
         code = item["PriceListCode"]
         if sku is None:
-            log.append((WARNING, row, f"Row {row}: SKU '{item['PartNo']}' does not exist; row skipped."))
+            applied.skip(row, f"SKU '{item['PartNo']}' does not exist")
             continue
         if code not in catalog.price_lists:
-            log.append((WARNING, row, f"Row {row}: price list '{code}' does not exist; row skipped."))
+            applied.skip(row, f"price list '{code}' does not exist")
             continue
         key = (code, item.get("QuantityBreak") or 1)
-        named.add((item["PartNo"], *key))
-        record = sku["PriceLists"].get(key)
+        record = applied.existing(sku["PriceLists"], key, (item["PartNo"], *key))
         if record is None:
-            inserts += 1
-            currency = catalog.price_lists[code].get("CurrencyCode")
-            record = {
+            record = sku["PriceLists"][key] = {
                 "PriceListCode": code,
                 "QuantityBreak": key[1],
                 "PriceSale": None,
                 "PriceRecommended": None,
+                "CurrencyCode": catalog.price_lists[code].get("CurrencyCode"),
             }
-            record["CurrencyCode"] = currency
-            sku["PriceLists"][key] = record
-        else:
-            updates += 1
         for name in ("PriceSale", "PriceRecommended", "CurrencyCode"):
             if item.get(name) is not None:
                 record[name] = float(item[name]) if name != "CurrencyCode" else item[name]
         record.update(IsActive=item.get("IsActive", True), Updated=stamp)
         sku["Updated"] = stamp
     if full:
-        for part_no, sku in catalog.skus.items():
-            for key, record in sku["PriceLists"].items():
-                if (part_no, *key) not in named and record["IsActive"]:
-                    record.update(IsActive=False, Updated=stamp)
-    return inserts, updates, log
+        applied.deactivate_unnamed(_nested(catalog, "PriceLists"), stamp)
+    return applied.outcome()
 
 
 def _upsert_by_code(
@@ -286,24 +308,16 @@ def _upsert_by_code(
     stamp: str,
     fields: tuple[str, ...],
 ) -> Outcome:
-    inserts = updates = 0
-    named = set()
+    applied = _Applied()
     for _row, item in rows:
-        code = item["Code"]
-        named.add(code)
-        record = table.get(code)
+        record = applied.existing(table, item["Code"])
         if record is None:
-            record = create(code)
-            inserts += 1
-        else:
-            updates += 1
+            record = create(item["Code"])
         record.update({n: item[n] for n in fields if n in item})
         record.update(IsActive=item.get("IsActive", True), Updated=stamp)
     if full:
-        for code, record in table.items():
-            if code not in named and record["IsActive"]:
-                record.update(IsActive=False, Updated=stamp)
-    return inserts, updates, []
+        applied.deactivate_unnamed(table.items(), stamp)
+    return applied.outcome()
 
 
 def _apply_price_lists(catalog: Catalog, rows: list[tuple[int, Item]], full: bool, stamp: str) -> Outcome:
@@ -335,47 +349,32 @@ def _apply_companies(catalog: Catalog, rows: list[tuple[int, Item]], full: bool,
 
 
 def _apply_relations(catalog: Catalog, rows: list[tuple[int, Item]], full: bool, stamp: str) -> Outcome:
-    inserts = updates = 0
-    named = set()
+    applied = _Applied()
     for _row, item in rows:
         key = (
             item.get("PartNo") or item["ManufacturerPartNo"],
             item["RelatedPartNo"],
             item.get("RelationTypeCode", ""),
         )
-        named.add(key)
-        if key in catalog.relations:
-            updates += 1
-        else:
-            inserts += 1
+        applied.existing(catalog.relations, key)
         catalog.relations[key] = {**item, "IsActive": item.get("IsActive", True), "Updated": stamp}
     if full:
-        for key, record in catalog.relations.items():
-            if key not in named:
-                record.update(IsActive=False, Updated=stamp)
-    return inserts, updates, []
+        applied.deactivate_unnamed(catalog.relations.items(), stamp, restamp_inactive=True)
+    return applied.outcome()
 
 
 def _apply_competitor_skus(catalog: Catalog, rows: list[tuple[int, Item]], full: bool, stamp: str) -> Outcome:
-    inserts = updates = 0
-    log: list[tuple[int, int | None, str]] = []
-    named = set()
+    applied = _Applied()
     for row, item in rows:
         if item["PartNo"] not in catalog.skus:
-            log.append((WARNING, row, f"Row {row}: SKU '{item['PartNo']}' does not exist; row skipped."))
+            applied.skip(row, f"SKU '{item['PartNo']}' does not exist")
             continue
         key = (item["PartNo"], item["CompetitorCode"])
-        named.add(key)
-        if key in catalog.competitor_skus:
-            updates += 1
-        else:
-            inserts += 1
+        applied.existing(catalog.competitor_skus, key)
         catalog.competitor_skus[key] = {**item, "IsActive": item.get("IsActive", True), "Updated": stamp}
     if full:
-        for key, record in catalog.competitor_skus.items():
-            if key not in named:
-                record.update(IsActive=False, Updated=stamp)
-    return inserts, updates, log
+        applied.deactivate_unnamed(catalog.competitor_skus.items(), stamp, restamp_inactive=True)
+    return applied.outcome()
 
 
 @dataclass(frozen=True)
