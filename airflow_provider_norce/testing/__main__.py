@@ -24,7 +24,8 @@ def _rate_limit(text: str) -> tuple[float, int]:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    """The CLI's argument parser (one ``serve`` command)."""
+    """The CLI's argument parser (one ``serve`` command); each option's ``dest`` is the
+    :class:`NorceSimulator` keyword it sets, so ``main`` passes them all through unchanged."""
     parser = argparse.ArgumentParser(prog="python -m airflow_provider_norce.testing", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run a Norce simulator until interrupted")
@@ -39,8 +40,17 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument("--customers", type=int, default=100)
     serve.add_argument("--seed", type=int, default=42)
     serve.add_argument("--token-burst", type=int, default=20)
-    serve.add_argument("--token-rate", type=float, default=3, help="token requests refilled per minute")
-    serve.add_argument("--no-retry-after", action="store_true", help="answer 429 without Retry-After")
+    serve.add_argument(
+        "--token-rate",
+        type=float,
+        default=3,
+        dest="token_rate_per_minute",
+        metavar="TOKEN_RATE",
+        help="token requests refilled per minute",
+    )
+    serve.add_argument(
+        "--no-retry-after", action="store_false", dest="retry_after", help="answer 429 without Retry-After"
+    )
     serve.add_argument("--query-rate-limit", type=_rate_limit, default=None, metavar="RATE,BURST")
     serve.add_argument("--job-duration", type=float, default=1.0, help="seconds from Queued to the end state")
     serve.add_argument("--page-size", type=int, default=500)
@@ -52,26 +62,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, serve until a signal, return the exit code."""
-    args = build_parser().parse_args(argv)
-    sim = NorceSimulator(
-        port=args.port,
-        client_id=args.client_id,
-        client_secret=args.client_secret,
-        application_id=args.application_id,
-        expires_in=args.expires_in,
-        orders=args.orders,
-        products=args.products,
-        seed=args.seed,
-        token_burst=args.token_burst,
-        token_rate_per_minute=args.token_rate,
-        retry_after=not args.no_retry_after,
-        query_rate_limit=args.query_rate_limit,
-        job_duration=args.job_duration,
-        page_size=args.page_size,
-        host=args.host,
-        customers=args.customers,
-        standard_jwt=args.standard_jwt,
-    )
+    options = vars(build_parser().parse_args(argv))
+    del options["command"]
+    sim = NorceSimulator(**options)
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:
