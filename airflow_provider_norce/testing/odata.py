@@ -207,16 +207,17 @@ class _Parser:
         return node
 
     def or_expr(self) -> Node:
-        items = [self.and_expr()]
-        while self.keyword("or"):
-            items.append(self.and_expr())
-        return items[0] if len(items) == 1 else BoolOp("or", tuple(items))
+        return self._joined("or", self.and_expr)
 
     def and_expr(self) -> Node:
-        items = [self.not_expr()]
-        while self.keyword("and"):
-            items.append(self.not_expr())
-        return items[0] if len(items) == 1 else BoolOp("and", tuple(items))
+        return self._joined("and", self.not_expr)
+
+    def _joined(self, word: str, operand: Callable[[], Node]) -> Node:
+        """``operand (word operand)*``: one operand alone, or a :class:`BoolOp` over all of them."""
+        items = [operand()]
+        while self.keyword(word):
+            items.append(operand())
+        return items[0] if len(items) == 1 else BoolOp(word, tuple(items))
 
     def not_expr(self) -> Node:
         if self.keyword("not"):

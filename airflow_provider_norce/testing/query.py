@@ -108,30 +108,35 @@ class _Options:
 
 def build_entity_sets(orders: d.OrderSource, catalog: d.Catalog) -> dict[str, EntitySet]:
     """The simulator's entity sets keyed by ``Namespace/Name``."""
+
+    def snapshot(rows: Callable[[], list[dict[str, Any]]]) -> Callable[[], Source]:
+        """Catalog rows are read afresh for each request: imports change them."""
+        return lambda: ListSource(rows())
+
     sets = [
         EntitySet(
             "Orders", "Orders", "Norce.Orders.Order", d.ORDER_SCHEMA, "Id", lambda: orders, {}, ("Items",), True
         ),
         EntitySet(
             "Products", "Products", "Norce.Products.Product", d.PRODUCT_SCHEMA, "ManufacturerPartNo",
-            lambda: ListSource(catalog.product_rows()),
+            snapshot(catalog.product_rows),
         ),
         EntitySet(
             "Products", "ProductSkus", "Norce.Products.ProductSku", d.SKU_SCHEMA, "PartNo",
-            lambda: ListSource(catalog.sku_rows()),
+            snapshot(catalog.sku_rows),
             {"OnHand": d.ONHAND_SCHEMA, "PriceLists": d.SKU_PRICE_SCHEMA},
         ),
         EntitySet(
             "Products", "PriceLists", "Norce.Products.PriceList", d.PRICE_LIST_SCHEMA, "Code",
-            lambda: ListSource(catalog.price_list_rows()),
+            snapshot(catalog.price_list_rows),
         ),
         EntitySet(
             "Customers", "Customers", "Norce.Customers.Customer", d.CUSTOMER_SCHEMA, "Code",
-            lambda: ListSource(catalog.customer_rows()),
+            snapshot(catalog.customer_rows),
         ),
         EntitySet(
             "Customers", "Companies", "Norce.Customers.Company", d.COMPANY_SCHEMA, "Code",
-            lambda: ListSource(catalog.company_rows()),
+            snapshot(catalog.company_rows),
         ),
     ]  # fmt: skip
     return {f"{s.namespace}/{s.name}": s for s in sets}
