@@ -193,17 +193,12 @@ class _Applied:
         self.log.append((WARNING, row, f"Row {row}: {message}; row skipped."))
 
     def deactivate_unnamed(
-        self, records: Iterable[tuple[Any, dict[str, Any]]], stamp: str, restamp_inactive: bool = False
+        self, records: Iterable[tuple[Any, dict[str, Any]]], stamp: str
     ) -> list[dict[str, Any]]:
-        """FullFile: deactivate every record whose key the import did not name; return those changed.
+        """FullFile: deactivate every active record whose key the import did not name; return those changed.
 
-        ``restamp_inactive`` also stamps ``Updated`` on records that were already inactive, as relations
-        and competitor SKUs always have."""
-        changed = [
-            record
-            for key, record in records
-            if key not in self.named and (restamp_inactive or record["IsActive"])
-        ]
+        A record that was already inactive keeps its ``Updated``: nothing about it changed."""
+        changed = [record for key, record in records if key not in self.named and record["IsActive"]]
         for record in changed:
             record.update(IsActive=False, Updated=stamp)
         return changed
@@ -359,7 +354,7 @@ def _apply_relations(catalog: Catalog, rows: list[tuple[int, Item]], full: bool,
         applied.existing(catalog.relations, key)
         catalog.relations[key] = {**item, "IsActive": item.get("IsActive", True), "Updated": stamp}
     if full:
-        applied.deactivate_unnamed(catalog.relations.items(), stamp, restamp_inactive=True)
+        applied.deactivate_unnamed(catalog.relations.items(), stamp)
     return applied.outcome()
 
 
@@ -373,7 +368,7 @@ def _apply_competitor_skus(catalog: Catalog, rows: list[tuple[int, Item]], full:
         applied.existing(catalog.competitor_skus, key)
         catalog.competitor_skus[key] = {**item, "IsActive": item.get("IsActive", True), "Updated": stamp}
     if full:
-        applied.deactivate_unnamed(catalog.competitor_skus.items(), stamp, restamp_inactive=True)
+        applied.deactivate_unnamed(catalog.competitor_skus.items(), stamp)
     return applied.outcome()
 
 
