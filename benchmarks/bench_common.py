@@ -25,6 +25,20 @@ CLIENT_SECRET = "bench-secret"
 APPLICATION_ID = 1234
 
 
+def token_by_hand(conn: dict[str, Any]) -> requests.Response:
+    """The token request a user writes from Norce's page: a form POST, credentials in the body, no cache."""
+    return requests.post(
+        conn["host"] + "/identity/1.0/connect/token",
+        data={
+            "grant_type": "client_credentials",
+            "client_id": conn["login"],
+            "client_secret": conn["password"],
+            "scope": "production",
+        },
+        timeout=60,
+    )
+
+
 @contextlib.contextmanager
 def simulator(**options: Any) -> Iterator[str]:
     """Start the simulator CLI with ``--option value`` pairs (``True`` = a bare flag); yield its base URL."""

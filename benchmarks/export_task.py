@@ -30,21 +30,12 @@ def norce(out: str) -> int:
 def http(out: str) -> int:
     from urllib.parse import quote
 
-    import requests
     from airflow.providers.http.operators.http import HttpOperator
+    from bench_common import token_by_hand
 
     conn = json.loads(os.environ["AIRFLOW_CONN_NORCE_DEFAULT"])
     base = conn["host"]
-    token = requests.post(
-        base + "/identity/1.0/connect/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": conn["login"],
-            "client_secret": conn["password"],
-            "scope": "production",
-        },
-        timeout=60,
-    ).json()["access_token"]
+    token = token_by_hand(conn).json()["access_token"]
 
     def next_page(response):
         link = response.json().get("@odata.nextLink")

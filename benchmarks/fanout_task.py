@@ -28,21 +28,13 @@ def hook(calls: int) -> int:
 
 def naive(calls: int) -> int:
     import requests
+    from bench_common import token_by_hand
 
     conn = json.loads(os.environ["AIRFLOW_CONN_NORCE_DEFAULT"])
     base = conn["host"]
     print("ready", flush=True)
     sys.stdin.readline()
-    response = requests.post(
-        base + "/identity/1.0/connect/token",
-        data={
-            "grant_type": "client_credentials",
-            "client_id": conn["login"],
-            "client_secret": conn["password"],
-            "scope": "production",
-        },
-        timeout=60,
-    )
+    response = token_by_hand(conn)
     response.raise_for_status()
     headers = {"Authorization": "Bearer " + response.json()["access_token"],
                "ApplicationId": conn["extra"]["application_id"]}  # fmt: skip
