@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 # Both are standard library only: cheap at DAG parse time.
+from airflow_provider_norce.arguments import as_bool, positive_float, positive_int
 from airflow_provider_norce.connect_items import FileItems, ListItems, _batched
 from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError
 from airflow_provider_norce.import_ledger import ledger_for
@@ -129,7 +130,7 @@ class NorceConnectImportOperator(BaseOperator):
 
         method = known_import_method(self.import_method)
         header, full_file = build_connect_header(self.connect_header, self.task_id)
-        batch_size = _positive_int(self.batch_size, "batch_size", self.task_id)
+        batch_size = positive_int(self.batch_size, "batch_size", self.task_id)
         source = self._source()
         total = source.count()  # reads (and validates) the whole input before anything is posted
         if full_file and total == 0:
@@ -149,11 +150,11 @@ class NorceConnectImportOperator(BaseOperator):
         answers = self._post_batches(hook, method, header, source, batch_size, total, ledger)
         job_ids = [a.job_id for a in answers]
         self._check_validation(answers)
-        if not job_ids or not _bool(self.wait_for_completion, "wait_for_completion", self.task_id):
+        if not job_ids or not as_bool(self.wait_for_completion, "wait_for_completion", self.task_id):
             ledger.clear(len(job_ids))
             return job_ids
-        poll_interval = _positive_float(self.poll_interval, "poll_interval", self.task_id)
-        timeout = None if self.timeout is None else _positive_float(self.timeout, "timeout", self.task_id)
+        poll_interval = positive_float(self.poll_interval, "poll_interval", self.task_id)
+        timeout = None if self.timeout is None else positive_float(self.timeout, "timeout", self.task_id)
         if self.deferrable:
             from airflow_provider_norce.triggers.norce import NorceJobTrigger
 
@@ -205,7 +206,7 @@ class NorceConnectImportOperator(BaseOperator):
             )
         check_jobs(
             jobs,
-            allow_validation_failures=_bool(
+            allow_validation_failures=as_bool(
                 self.allow_validation_failures, "allow_validation_failures", self.task_id
             ),
         )
@@ -341,7 +342,7 @@ class NorceConnectImportOperator(BaseOperator):
         details = "; ".join(
             f"job {a.job_id}: {a.validation_failures} item(s): " + " | ".join(a.messages) for a in failing
         )
-        if _bool(self.allow_validation_failures, "allow_validation_failures", self.task_id):
+        if as_bool(self.allow_validation_failures, "allow_validation_failures", self.task_id):
             self.log.warning("Norce Connect refused %d item(s) in validation (allowed): %s", count, details)
             return
         raise NorceJobError(
@@ -389,39 +390,5 @@ def build_connect_header(header: Any, task_id: str) -> tuple[str, bool]:
         header["AccountId"] = account = int(account.strip())
     if not isinstance(account, int) or isinstance(account, bool):
         raise ValueError(f"Task {task_id!r}: connect_header AccountId must be an integer, got {account!r}")
-    header["FullFile"] = _bool(header.get("FullFile", False), "connect_header FullFile", task_id)
+    header["FullFile"] = as_bool(header.get("FullFile", False), "connect_header FullFile", task_id)
     return json.dumps(header, separators=(",", ":"), ensure_ascii=True), header["FullFile"]
-
-
-# -- coercion of templated values ------------------------------------------------------------------
-
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
-
-
-def _bool(value: Any, field: str, task_id: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
-    raise ValueError(f"Task {task_id!r}: {field} must be true or false, got {value!r}")
-
-
-def _positive_int(value: Any, field: str, task_id: str) -> int:
-    try:
-        number = int(value)
-    except (TypeError, ValueError):
-        number = 0
-    if isinstance(value, bool) or number < 1 or (isinstance(value, float) and not value.is_integer()):
-        raise ValueError(f"Task {task_id!r}: {field} must be a whole number of at least 1, got {value!r}")
-    return number
-
-
-def _positive_float(value: Any, field: str, task_id: str) -> float:
-    try:
-        number = float(value)
-    except (TypeError, ValueError):
-        number = -1.0
-    if isinstance(value, bool) or not number > 0:
-        raise ValueError(f"Task {task_id!r}: {field} must be a number of seconds above 0, got {value!r}")
-    return number

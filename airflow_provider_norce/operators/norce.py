@@ -12,6 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
 
+from airflow_provider_norce.arguments import as_bool
+
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
@@ -100,7 +102,7 @@ class NorceOperator(BaseOperator):
 
     def execute(self, context: Context) -> Any:
         method = str(self.method or "GET").strip().upper()
-        paginate = _as_bool(self.paginate, "paginate", self.task_id)
+        paginate = as_bool(self.paginate, "paginate", self.task_id)
         if not self.endpoint:
             raise ValueError(f"Task {self.task_id!r}: endpoint is empty")
         hook = self.get_hook()
@@ -164,14 +166,3 @@ def _parsed(response: requests.Response) -> Any:
                 f"{response.status_code} and a body that is not complete JSON ({len(response.content)} bytes)"
             ) from None
         return response.text
-
-
-def _as_bool(value: Any, field: str, task_id: str) -> bool:
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in ("true", "1", "yes", "on"):
-        return True
-    if text in ("false", "0", "no", "off", "", "none"):
-        return False
-    raise ValueError(f"Task {task_id!r}: {field}={value!r} is not true or false")

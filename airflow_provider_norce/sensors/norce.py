@@ -66,9 +66,9 @@ class NorceJobSensor(BaseSensorOperator):
         return result
 
     def _allow(self) -> bool:
-        from airflow_provider_norce.operators.connect import _bool
+        from airflow_provider_norce.arguments import as_bool
 
-        return _bool(self.allow_validation_failures, "allow_validation_failures", self.task_id)
+        return as_bool(self.allow_validation_failures, "allow_validation_failures", self.task_id)
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:

@@ -1,0 +1,44 @@
+"""Checking operator and sensor arguments once they are rendered.
+
+Templated arguments arrive as strings (``"{{ params.wait }}"`` renders to ``"true"``), so every flag and
+number is read here, the same way for every operator and sensor, with an error naming the task and the
+argument instead of a truthy string silently meaning yes.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def as_bool(value: Any, field: str, task_id: str) -> bool:
+    """A bool, or one of the usual true/false spellings; anything else is an error."""
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
+        return value.strip().lower() in _TRUE
+    raise ValueError(f"Task {task_id!r}: {field} must be true or false, got {value!r}")
+
+
+def positive_int(value: Any, field: str, task_id: str) -> int:
+    """A whole number of at least 1 (a rendered ``"500"`` included)."""
+    try:
+        number = int(value)
+    except (TypeError, ValueError):
+        number = 0
+    if isinstance(value, bool) or number < 1 or (isinstance(value, float) and not value.is_integer()):
+        raise ValueError(f"Task {task_id!r}: {field} must be a whole number of at least 1, got {value!r}")
+    return number
+
+
+def positive_float(value: Any, field: str, task_id: str) -> float:
+    """A number of seconds above 0."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if isinstance(value, bool) or not number > 0:
+        raise ValueError(f"Task {task_id!r}: {field} must be a number of seconds above 0, got {value!r}")
+    return number
