@@ -11,7 +11,10 @@ from __future__ import annotations
 import codecs
 import itertools
 import json
+import os
 from typing import TYPE_CHECKING, Any, Protocol
+
+from airflow_provider_norce.storage import fs_and_path, is_remote
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -71,22 +74,11 @@ class FileItems:
         self.name = f"items_path {str(path)!r}"
 
     def _open(self) -> Any:
-        path = self.path
         try:
-            if isinstance(path, str) and path.startswith("file://"):
-                from urllib.parse import urlsplit
-                from urllib.request import url2pathname
-
-                path = url2pathname(
-                    urlsplit(path).path
-                )  # local: no fsspec needed (and 3.0's upath refuses it)
-            if isinstance(path, str) and "://" not in path:
-                return open(path, "rb")
-            if isinstance(path, str):
-                from airflow.providers.common.compat.sdk import ObjectStoragePath
-
-                path = ObjectStoragePath(path)
-            return path.open("rb")
+            if is_remote(self.path):
+                fs, path = fs_and_path(self.path)
+                return fs.open(path, "rb")
+            return open(os.fspath(self.path), "rb")
         except FileNotFoundError:
             raise FileNotFoundError(f"Task {self.task_id!r}: {self.name} does not exist") from None
 

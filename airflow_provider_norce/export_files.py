@@ -28,6 +28,8 @@ import os
 import uuid
 from typing import IO, TYPE_CHECKING, Any
 
+from airflow_provider_norce.storage import fs_and_path, is_remote
+
 if TYPE_CHECKING:
     from collections.abc import Iterable, Iterator, Sequence
 
@@ -45,32 +47,6 @@ def describe(destination: Any) -> str:
     return os.fspath(destination) if isinstance(destination, os.PathLike) else str(destination)
 
 
-def _is_uri(destination: Any) -> bool:
-    return isinstance(destination, str) and "://" in destination
-
-
-def _fs_and_path(destination: Any) -> tuple[Any, str]:
-    """The fsspec file system and path behind an ObjectStoragePath or a URI.
-
-    A URI goes through Airflow's ObjectStoragePath first (it resolves ``scheme://conn_id@bucket/key`` to the
-    connection's credentials). Airflow 3.0 with universal-pathlib >= 0.3 cannot build any ObjectStoragePath;
-    plain fsspec then still serves URIs that need no Airflow connection (``file://``, public or
-    environment-authenticated buckets).
-    """
-    if hasattr(destination, "fs") and hasattr(destination, "path"):
-        return destination.fs, destination.path
-    from airflow.providers.common.compat.sdk import ObjectStoragePath
-
-    try:
-        storage_path = ObjectStoragePath(destination)
-        return storage_path.fs, storage_path.path
-    except TypeError:
-        import fsspec
-
-        fs, path = fsspec.core.url_to_fs(destination)
-        return fs, path
-
-
 @contextlib.contextmanager
 def atomic_output(destination: Any) -> Iterator[IO[bytes]]:
     """Open ``destination`` for writing bytes so that it holds the complete file or its old content.
@@ -78,7 +54,7 @@ def atomic_output(destination: Any) -> Iterator[IO[bytes]]:
     Yields a binary file object of a temporary sibling; on normal exit the temporary file replaces the
     destination, on any exception (including a task being killed with SIGTERM) it is removed.
     """
-    if _is_uri(destination) or (hasattr(destination, "fs") and hasattr(destination, "path")):
+    if is_remote(destination):
         with _atomic_object(destination) as handle:
             yield handle
     else:
@@ -115,7 +91,7 @@ def _atomic_local(path: str) -> Iterator[IO[bytes]]:
 
 @contextlib.contextmanager
 def _atomic_object(destination: Any) -> Iterator[IO[bytes]]:
-    fs, path = _fs_and_path(destination)
+    fs, path = fs_and_path(destination)
     parent, _, name = path.rstrip("/").rpartition("/")
     if not name:
         raise ValueError(f"export destination {describe(destination)!r} names a directory, not a file")
