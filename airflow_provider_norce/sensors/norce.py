@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_provider_norce.exceptions import NorceJobError
+from airflow_provider_norce.jobs import JobStatus
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -124,6 +125,8 @@ class NorceJobSensor(BaseSensorOperator):
 def _summary(jobs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     return {
         "jobs": jobs,
-        "succeeded": sum(1 for j in jobs.values() if j.get("status_id") == 2),
-        "validation_failed": sum(1 for j in jobs.values() if j.get("status_id") == 4),
+        "succeeded": sum(1 for j in jobs.values() if j.get("status_id") == JobStatus.SUCCEEDED),
+        "validation_failed": sum(
+            1 for j in jobs.values() if j.get("status_id") == JobStatus.VALIDATION_FAILED
+        ),
     }

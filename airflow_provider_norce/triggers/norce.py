@@ -18,6 +18,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
+from airflow_provider_norce.jobs import JobStatus
+
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
@@ -132,7 +134,7 @@ class NorceJobTrigger(BaseTrigger):
             pending = still_running
             if not pending:
                 ordered = {job_id: jobs[job_id] for job_id in self.job_ids}
-                bad = [j for j, s in ordered.items() if s["status_id"] != 2]
+                bad = [j for j, s in ordered.items() if s["status_id"] != JobStatus.SUCCEEDED]
                 if bad:
                     return {
                         "status": "failed",
