@@ -22,7 +22,6 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_norce.exceptions import NorceAPIError
 from airflow_provider_norce.jobs import JOB_GET, JOB_GET_LOG, JobState, error_lines
 from airflow_provider_norce.retry import IDEMPOTENT_METHODS, api_error, json_body, refused_fresh_token
-from airflow_provider_norce.token_cache import token_key
 
 if TYPE_CHECKING:
     from types import TracebackType
@@ -106,9 +105,6 @@ class NorceAsyncClient:
         url = self.hook.url_for(endpoint)  # refuses any origin the token must not reach
         shown = url.split("?", 1)[0]
         idempotent = method in IDEMPOTENT_METHODS
-        key = token_key(
-            self.config.token_url, self.config.client_id, self.config.scope, self.config.client_secret
-        )
 
         async def send(access_token: str) -> httpx.Response:
             try:
@@ -132,9 +128,7 @@ class NorceAsyncClient:
             response = await send(token)
             if response.status_code == 401:
                 # Norce no longer takes this token: drop it (here and in the shared store), renew once.
-                await asyncio.to_thread(
-                    lambda: self.hook.token_cache.invalidate(key, token, self.hook.shared_store)
-                )
+                await asyncio.to_thread(self.hook.invalidate_token, token)
                 response = await send(await asyncio.to_thread(self.hook.get_access_token))
                 if response.status_code == 401:
                     raise refused_fresh_token(self.config.conn_id, self.config.application_id, method, shown)

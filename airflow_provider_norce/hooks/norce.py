@@ -140,10 +140,14 @@ class NorceHook(BaseHook):
 
     # -- tokens ----------------------------------------------------------------------------------
 
-    @property
+    @cached_property
     def _token_key(self) -> str:
         c = self.config
         return token_key(c.token_url, c.client_id, c.scope, c.client_secret)
+
+    def invalidate_token(self, access_token: str) -> None:
+        """Drop a token Norce refused (401), in this process and in the shared store."""
+        self.token_cache.invalidate(self._token_key, access_token, self.shared_store)
 
     def get_access_token(self) -> str:
         """A valid bearer token, from the cache when one is fresh."""
@@ -364,7 +368,7 @@ class NorceHook(BaseHook):
             response = send(token)
             if response.status_code == 401:
                 # Norce no longer takes this token (revoked, rotated secret, clock skew): renew once.
-                self.token_cache.invalidate(self._token_key, token.access_token, self.shared_store)
+                self.invalidate_token(token.access_token)
                 response = send(self._token())
                 if response.status_code == 401:
                     raise refused_fresh_token(self.config.conn_id, self.config.application_id, method, shown)
