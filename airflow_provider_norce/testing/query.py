@@ -107,16 +107,28 @@ class _Options:
 
 
 def build_entity_sets(orders: d.OrderSource, catalog: d.Catalog) -> dict[str, EntitySet]:
-    """The simulator's entity sets keyed by ``Namespace/Name``."""
+    """The simulator's entity sets keyed by ``Namespace/Name``: the order sets and the catalog sets."""
+    return {**order_entity_sets(orders), **catalog_entity_sets(catalog)}
+
+
+def order_entity_sets(orders: d.OrderSource) -> dict[str, EntitySet]:
+    """``Orders/...``: lazily computed, immutable rows."""
+    sets = [
+        EntitySet(
+            "Orders", "Orders", "Norce.Orders.Order", d.ORDER_SCHEMA, "Id", lambda: orders, {}, ("Items",), True
+        ),
+    ]  # fmt: skip
+    return {f"{s.namespace}/{s.name}": s for s in sets}
+
+
+def catalog_entity_sets(catalog: d.Catalog) -> dict[str, EntitySet]:
+    """Products, prices, stock, customers: snapshots of the catalog that Connect imports change."""
 
     def snapshot(rows: Callable[[], list[dict[str, Any]]]) -> Callable[[], Source]:
         """Catalog rows are read afresh for each request: imports change them."""
         return lambda: ListSource(rows())
 
     sets = [
-        EntitySet(
-            "Orders", "Orders", "Norce.Orders.Order", d.ORDER_SCHEMA, "Id", lambda: orders, {}, ("Items",), True
-        ),
         EntitySet(
             "Products", "Products", "Norce.Products.Product", d.PRODUCT_SCHEMA, "ManufacturerPartNo",
             snapshot(catalog.product_rows),
