@@ -20,7 +20,7 @@ import asyncio
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_norce.exceptions import NorceAPIError
-from airflow_provider_norce.jobs import JOB_GET, JOB_GET_LOG, JobState, error_lines
+from airflow_provider_norce.jobs import JOB_GET, JOB_GET_LOG, JobLog, JobState
 from airflow_provider_norce.retry import IDEMPOTENT_METHODS, api_error, json_body, refused_fresh_token
 
 if TYPE_CHECKING:
@@ -85,12 +85,12 @@ class NorceAsyncClient:
         payload = await self.get_json(self.hook.service_url("connect") + JOB_GET, params={"id": str(job_id)})
         return JobState.from_response(str(job_id), payload)
 
-    async def job_error_lines(self, job_id: str) -> list[str]:
-        """The Error lines (``SeverityId`` 3) of ``Job/GetLog`` for one job."""
+    async def job_log(self, job_id: str) -> JobLog:
+        """The Warning and Error lines of ``Job/GetLog`` for one job."""
         payload = await self.get_json(
             self.hook.service_url("connect") + JOB_GET_LOG, params={"id": str(job_id)}
         )
-        return error_lines(payload)
+        return JobLog.from_response(payload)
 
     # -- requests ----------------------------------------------------------------------------------
 

@@ -7,7 +7,12 @@ fetch; this module only interprets):
 
 * ``StatusId``: 1 Initialized, 5 Validating, 6 Queued are running; 2 Succeeded, 3 Failed and
   4 Validation failed are terminal. ``IsFinished`` is trusted over the status when Norce sends it.
-* Counts: ``Insert`` or ``Inserts`` (one public contract spells it each way), ``Updates``, ``Fail``.
+* Counts: ``Insert`` or ``Inserts`` (one public contract spells it each way), ``Updates``, ``Fail``. Norce
+  counts database-table writes there, not items: a product import of one item can count several inserts.
+* ``Job/GetLog`` is read for every finished job, a successful one too: Norce ends a job Succeeded even
+  when rows were skipped in part (Warning, ``SeverityId`` 2) or not imported at all (Error, 3), and the
+  log is the only place that says so. The log always holds "Starting import." and "Import finished."
+  (Information, 1) and its ``TimeStamp`` values carry no zone, so neither is read.
 * Summaries are small, JSON-able dicts: they travel in XCom and in trigger events.
 """
 
@@ -39,10 +44,13 @@ IMPORT_METHODS: tuple[str, ...] = (
     "Customer/ImportCustomers",
     "Customer/ImportCompanies",
 )
-#: ``Job/GetLog`` severities.
+#: ``Job/GetLog`` severities: 2 = part of a record skipped, 3 = record not imported (or the job failed).
+SEVERITY_WARNING = 2
 SEVERITY_ERROR = 3
-#: At most this many error lines per job travel in a summary (XCom and events stay small).
+#: At most this many error (and warning) lines per job travel in a summary (XCom and events stay small).
 MAX_ERROR_LINES = 20
+#: At most this many characters of a log line's ``ImportedRow`` (the row's own text) are kept.
+MAX_ROW_TEXT = 200
 MAX_MESSAGES = 20
 JOB_GET = "Job/Get"
 JOB_GET_LOG = "Job/GetLog"
@@ -131,8 +139,11 @@ class JobState:
     def status(self) -> str:
         return status_label(self.status_id)
 
-    def summary(self, errors: list[str] | None = None) -> dict[str, Any]:
-        """A small JSON-able view for XCom and trigger events."""
+    def summary(self, log: JobLog | list[str] | None = None) -> dict[str, Any]:
+        """A small JSON-able view for XCom and trigger events.
+
+        ``log`` is the job's :class:`JobLog` (or, for callers that only have them, its error lines):
+        its counts and its first lines of each severity travel with the summary."""
         data: dict[str, Any] = {
             "job_id": self.job_id,
             "status_id": self.status_id,
@@ -144,34 +155,84 @@ class JobState:
             "totals": self.totals,
             "run_time": self.run_time,
         }
-        if errors is not None:
-            data["errors"] = errors[:MAX_ERROR_LINES]
-            if len(errors) > MAX_ERROR_LINES:
-                data["errors_omitted"] = len(errors) - MAX_ERROR_LINES
+        if isinstance(log, list):
+            log = JobLog(errors=log, warnings=[])
+        if log is not None:
+            data["row_errors"] = len(log.errors)
+            data["row_warnings"] = len(log.warnings)
+            for key, lines in (("errors", log.errors), ("warnings", log.warnings)):
+                data[key] = lines[:MAX_ERROR_LINES]
+                if len(lines) > MAX_ERROR_LINES:
+                    data[f"{key}_omitted"] = len(lines) - MAX_ERROR_LINES
         return data
 
 
+@dataclass(frozen=True)
+class JobLog:
+    """The Warning and Error lines of one ``Job/GetLog`` answer, each as ``Message [row: ImportedRow]``."""
+
+    errors: list[str]
+    warnings: list[str]
+
+    @classmethod
+    def from_response(cls, payload: Any) -> JobLog:
+        """Read tolerantly: a log that is not a list, or entries that are not objects, say nothing."""
+        lines: dict[int, list[str]] = {SEVERITY_WARNING: [], SEVERITY_ERROR: []}
+        for entry in payload if isinstance(payload, list) else []:
+            if not isinstance(entry, dict):
+                continue
+            severity = _int_or_none(entry.get("SeverityId"))
+            if severity not in lines:
+                continue
+            text = excerpt(str(entry.get("Message") or "(no message)"))
+            row = entry.get("ImportedRow")
+            if row not in (None, ""):
+                text += f" [row: {excerpt(str(row), MAX_ROW_TEXT)}]"
+            lines[severity].append(text)
+        return cls(errors=lines[SEVERITY_ERROR], warnings=lines[SEVERITY_WARNING])
+
+
 def error_lines(log: Any) -> list[str]:
-    """The ``Message`` of every Error line (``SeverityId`` 3) of a ``Job/GetLog`` answer."""
-    if not isinstance(log, list):
-        return []
-    lines = []
-    for entry in log:
-        if isinstance(entry, dict) and _int_or_none(entry.get("SeverityId")) == SEVERITY_ERROR:
-            lines.append(excerpt(str(entry.get("Message") or "(no message)")))
-    return lines
+    """The Error lines (``SeverityId`` 3) of a ``Job/GetLog`` answer."""
+    return JobLog.from_response(log).errors
 
 
-def check_jobs(jobs: dict[str, dict[str, Any]], *, allow_validation_failures: bool = False) -> None:
+def log_row_problems(logger: logging.Logger | Any, jobs: dict[str, dict[str, Any]]) -> None:
+    """Say, at WARNING, which finished jobs skipped rows in part or in whole: Norce still calls them
+    Succeeded, so without this line nobody would see it."""
+    for job_id, job in jobs.items():
+        errors, warnings = job.get("row_errors") or 0, job.get("row_warnings") or 0
+        if not (errors or warnings) or job.get("status_id") != JobStatus.SUCCEEDED:
+            continue
+        lines = [*job.get("errors", []), *job.get("warnings", [])]
+        omitted = (job.get("errors_omitted") or 0) + (job.get("warnings_omitted") or 0)
+        logger.warning(
+            "Norce Connect job %s ended Succeeded, but its log has %d Error line(s) (rows not imported) and "
+            "%d Warning line(s) (rows skipped in part): %s%s",
+            job_id,
+            errors,
+            warnings,
+            " | ".join(lines),
+            f" (+{omitted} more in Job/GetLog?id={job_id})" if omitted else "",
+        )
+
+
+def check_jobs(
+    jobs: dict[str, dict[str, Any]],
+    *,
+    allow_validation_failures: bool = False,
+    fail_on_row_errors: bool = False,
+) -> None:
     """Raise :class:`NorceJobError` naming every job that did not succeed, with its log's error lines.
 
     ``allow_validation_failures`` accepts jobs that ended Validation failed (4): Norce refused their
-    items and imported nothing of them, which the caller declared acceptable.
+    items and imported nothing of them, which the caller declared acceptable. ``fail_on_row_errors``
+    also fails a job that ended Succeeded with Error lines in its log (rows Norce did not import).
     """
     bad = []
     for job_id, job in jobs.items():
         status_id = job.get("status_id")
-        if status_id == JobStatus.SUCCEEDED:
+        if status_id == JobStatus.SUCCEEDED and not (fail_on_row_errors and job.get("row_errors")):
             continue
         if status_id == JobStatus.VALIDATION_FAILED and allow_validation_failures:
             continue
@@ -181,7 +242,9 @@ def check_jobs(jobs: dict[str, dict[str, Any]], *, allow_validation_failures: bo
     parts = []
     for job_id, job in bad:
         errors = job.get("errors") or []
-        text = f"job {job_id} ended {job.get('status') or status_label(status_id)}"
+        text = f"job {job_id} ended {job.get('status') or status_label(job.get('status_id'))}"
+        if job.get("status_id") == JobStatus.SUCCEEDED:
+            text += f" with {job.get('row_errors')} row(s) not imported (fail_on_row_errors=True)"
         text += f" (inserted {job.get('inserts', 0)}, updated {job.get('updates', 0)}, failed {job.get('fail', 0)})"
         text += ": " + " | ".join(errors) if errors else "; its log has no error lines"
         if job.get("errors_omitted"):
@@ -193,6 +256,36 @@ def check_jobs(jobs: dict[str, dict[str, Any]], *, allow_validation_failures: bo
         job_id=str(first_id),
         status_id=first.get("status_id"),
     )
+
+
+def judge_jobs(
+    jobs: dict[str, dict[str, Any]],
+    logger: logging.Logger | Any,
+    *,
+    allow_validation_failures: bool,
+    fail_on_row_errors: bool,
+) -> dict[str, Any]:
+    """What the operator and the sensor do with finished jobs: log the rows Norce skipped, fail as asked
+    (:func:`check_jobs`), else return the XCom summary (:func:`jobs_summary`)."""
+    log_row_problems(logger, jobs)
+    check_jobs(
+        jobs, allow_validation_failures=allow_validation_failures, fail_on_row_errors=fail_on_row_errors
+    )
+    return jobs_summary(jobs)
+
+
+def jobs_summary(jobs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """The XCom of the sensor and the import operator: per-job summaries and the totals a DAG branches on
+    (``row_errors`` and ``row_warnings`` count the Error and Warning lines of the jobs' logs)."""
+    return {
+        "jobs": jobs,
+        "succeeded": sum(1 for j in jobs.values() if j.get("status_id") == JobStatus.SUCCEEDED),
+        "validation_failed": sum(
+            1 for j in jobs.values() if j.get("status_id") == JobStatus.VALIDATION_FAILED
+        ),
+        "row_errors": sum(j.get("row_errors") or 0 for j in jobs.values()),
+        "row_warnings": sum(j.get("row_warnings") or 0 for j in jobs.values()),
+    }
 
 
 @dataclass(frozen=True)
@@ -236,20 +329,21 @@ def fetch_job_state(hook: NorceHook, job_id: str) -> JobState:
     return JobState.from_response(str(job_id), payload)
 
 
-def fetch_error_lines(hook: NorceHook, job_id: str) -> list[str]:
-    """The Error lines of ``Job/GetLog`` for one job."""
-    return error_lines(hook.run_json(hook.service_url("connect") + JOB_GET_LOG, params={"id": str(job_id)}))
+def fetch_job_log(hook: NorceHook, job_id: str) -> JobLog:
+    """The Warning and Error lines of ``Job/GetLog`` for one job."""
+    return JobLog.from_response(
+        hook.run_json(hook.service_url("connect") + JOB_GET_LOG, params={"id": str(job_id)})
+    )
 
 
 def poll_jobs(hook: NorceHook, job_ids: Iterable[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """One round of ``Job/Get``: summaries of every job (with error lines of those that ended badly)
+    """One round of ``Job/Get``: summaries of every job (with the log lines of those that finished)
     and the ids still running."""
     summaries: dict[str, dict[str, Any]] = {}
     running: list[str] = []
     for job_id in job_ids:
         state = fetch_job_state(hook, job_id)
-        errors = fetch_error_lines(hook, job_id) if state.is_finished and not state.succeeded else None
-        summaries[state.job_id] = state.summary(errors)
+        summaries[state.job_id] = state.summary(fetch_job_log(hook, job_id) if state.is_finished else None)
         if not state.is_finished:
             running.append(state.job_id)
     return summaries, running

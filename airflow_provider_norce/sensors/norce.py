@@ -13,7 +13,6 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
 
 from airflow_provider_norce.exceptions import NorceJobError
-from airflow_provider_norce.jobs import JobStatus
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -27,13 +26,22 @@ class NorceJobSensor(BaseSensorOperator):
     :param job_ids: one job id or a list of them (templated; an XComArg of
         :class:`~airflow_provider_norce.operators.connect.NorceConnectImportOperator` fits).
     :param allow_validation_failures: accept jobs that ended Validation failed (4).
+    :param fail_on_row_errors: also fail when a job ended Succeeded with Error lines in its log (rows Norce
+        did not import, e.g. an unknown SKU). Off by default, as Norce itself calls such a job a success;
+        the lines are logged as a warning and counted in the XCom either way.
     :param deferrable: wait in the triggerer (:class:`~airflow_provider_norce.triggers.norce.NorceJobTrigger`).
     :param norce_conn_id: the Airflow connection (type ``norce``).
 
-    Pushes (XCom) ``{"jobs": {job_id: summary}, "succeeded": n, "validation_failed": n}``.
+    Pushes (XCom) ``{"jobs": {job_id: summary}, "succeeded": n, "validation_failed": n, "row_errors": n,
+    "row_warnings": n}``: the last two count the Error and Warning lines of the jobs' logs.
     """
 
-    template_fields: Sequence[str] = ("job_ids", "allow_validation_failures", "norce_conn_id")
+    template_fields: Sequence[str] = (
+        "job_ids",
+        "allow_validation_failures",
+        "fail_on_row_errors",
+        "norce_conn_id",
+    )
     ui_color = "#e8f4f0"
 
     def __init__(
@@ -41,6 +49,7 @@ class NorceJobSensor(BaseSensorOperator):
         *,
         job_ids: str | list[str],
         allow_validation_failures: bool = False,
+        fail_on_row_errors: bool = False,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         norce_conn_id: str = "norce_default",
         **kwargs: Any,
@@ -49,6 +58,7 @@ class NorceJobSensor(BaseSensorOperator):
         super().__init__(**kwargs)
         self.job_ids = job_ids
         self.allow_validation_failures = allow_validation_failures
+        self.fail_on_row_errors = fail_on_row_errors
         self.deferrable = deferrable
         self.norce_conn_id = norce_conn_id
 
@@ -66,10 +76,19 @@ class NorceJobSensor(BaseSensorOperator):
             raise ValueError(f"Task {self.task_id!r}: job_ids is empty; give the Connect job ids to wait for")
         return result
 
-    def _allow(self) -> bool:
+    def _check(self, jobs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+        """Log rows Norce skipped, fail as the arguments say, or return the XCom summary."""
         from airflow_provider_norce.arguments import as_bool
+        from airflow_provider_norce.jobs import judge_jobs
 
-        return as_bool(self.allow_validation_failures, "allow_validation_failures", self.task_id)
+        return judge_jobs(
+            jobs,
+            self.log,
+            allow_validation_failures=as_bool(
+                self.allow_validation_failures, "allow_validation_failures", self.task_id
+            ),
+            fail_on_row_errors=as_bool(self.fail_on_row_errors, "fail_on_row_errors", self.task_id),
+        )
 
     def execute(self, context: Context) -> Any:
         if not self.deferrable:
@@ -95,19 +114,16 @@ class NorceJobSensor(BaseSensorOperator):
 
     def poke(self, context: Context) -> PokeReturnValue:
         from airflow_provider_norce.hooks.norce import NorceHook
-        from airflow_provider_norce.jobs import check_jobs, poll_jobs
+        from airflow_provider_norce.jobs import poll_jobs
 
         jobs, running = poll_jobs(NorceHook(self.norce_conn_id), self._ids())
         if running:
             self.log.info("Norce Connect job(s) still running: %s", ", ".join(running))
             return PokeReturnValue(is_done=False)
-        check_jobs(jobs, allow_validation_failures=self._allow())
-        return PokeReturnValue(is_done=True, xcom_value=_summary(jobs))
+        return PokeReturnValue(is_done=True, xcom_value=self._check(jobs))
 
     def execute_complete(self, context: Context, event: dict[str, Any] | None = None) -> Any:
         """Resume after :class:`NorceJobTrigger`: fail with the jobs' error lines, or return the summary."""
-        from airflow_provider_norce.jobs import check_jobs
-
         if not isinstance(event, dict):
             raise NorceJobError(f"Task {self.task_id!r}: resumed without a trigger event ({event!r})")
         if event.get("status") == "timeout":
@@ -117,16 +133,4 @@ class NorceJobSensor(BaseSensorOperator):
             raise AirflowSensorTimeout(f"Task {self.task_id!r}: {event.get('message')}")
         if event.get("status") == "error":
             raise NorceJobError(f"Task {self.task_id!r}: {event.get('message')}")
-        jobs = event.get("jobs") or {}
-        check_jobs(jobs, allow_validation_failures=self._allow())
-        return _summary(jobs)
-
-
-def _summary(jobs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    return {
-        "jobs": jobs,
-        "succeeded": sum(1 for j in jobs.values() if j.get("status_id") == JobStatus.SUCCEEDED),
-        "validation_failed": sum(
-            1 for j in jobs.values() if j.get("status_id") == JobStatus.VALIDATION_FAILED
-        ),
-    }
+        return self._check(event.get("jobs") or {})

@@ -31,8 +31,9 @@ class NorceJobTrigger(BaseTrigger):
     """Polls Norce Connect until every job is finished (or the deadline passes); yields ONE event.
 
     The event: ``{"status": "success" | "failed" | "timeout" | "error", "jobs": {job_id: summary},
-    "message": str}``. ``failed`` means at least one job ended Failed (3) or Validation failed (4); each
-    such job's summary carries the Error lines of its log. Whether a Validation failed job is acceptable
+    "message": str}``. ``failed`` means at least one job ended Failed (3) or Validation failed (4). Every
+    finished job's summary carries the counts and first Error and Warning lines of its log, a Succeeded
+    one's too (Norce skips rows and still says Succeeded). Whether a Validation failed job is acceptable
     is the caller's decision (``allow_validation_failures``), so the trigger reports and never judges.
 
     :param norce_conn_id: the Airflow connection (type ``norce``).
@@ -125,10 +126,8 @@ class NorceJobTrigger(BaseTrigger):
             still_running = []
             for job_id in pending:
                 state = await client.job_state(job_id)
-                errors = None
-                if state.is_finished and not state.succeeded:
-                    errors = await client.job_error_lines(job_id)
-                jobs[job_id] = state.summary(errors)
+                log = await client.job_log(job_id) if state.is_finished else None
+                jobs[job_id] = state.summary(log)
                 if not state.is_finished:
                     still_running.append(job_id)
             pending = still_running

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import logging
+
 import pytest
 
 from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError
@@ -9,10 +11,12 @@ from airflow_provider_norce.jobs import (
     RUNNING_STATUSES,
     TERMINAL_STATUSES,
     ImportAnswer,
+    JobLog,
     JobState,
     JobStatus,
     check_jobs,
     error_lines,
+    judge_jobs,
     known_import_method,
     status_label,
 )
@@ -114,3 +118,74 @@ def test_known_import_methods():
     assert known_import_method("product/importonhands") == "Product/ImportOnhands"
     with pytest.raises(ValueError, match="Customer/ImportCompanies"):
         known_import_method("Order/ImportOrders")
+
+
+PUBLISHED_LOG = [  # the shape Job/GetLog documents: zone-less timestamps, ImportedRow as the row's text
+    {
+        "SeverityId": 1,
+        "Message": "Starting import.",
+        "TimeStamp": "2023-07-31T16:24:37.967",
+        "ImportedRow": None,
+    },
+    {
+        "SeverityId": 3,
+        "Message": "Sku 999999 does not exist.",
+        "TimeStamp": "2023-07-31T16:24:38.001",
+        "ImportedRow": '{"PartNo":"999999","WarehouseCode":"MAIN","LocationCode":"MAIN","OnhandValue":3}',
+    },
+    {
+        "SeverityId": 2,
+        "Message": "Culture xx-XX unknown; culture skipped.",
+        "TimeStamp": "2023-07-31T16:24:38.2",
+    },
+    {
+        "SeverityId": 1,
+        "Message": "Import finished.",
+        "TimeStamp": "2023-07-31T16:24:39.000",
+        "ImportedRow": None,
+    },
+]
+
+
+def test_job_log_reads_warning_and_error_lines_with_their_row_text():
+    log = JobLog.from_response(PUBLISHED_LOG)
+    assert log.errors == [
+        'Sku 999999 does not exist. [row: {"PartNo":"999999","WarehouseCode":"MAIN","LocationCode":"MAIN",'
+        '"OnhandValue":3}]'
+    ]
+    assert log.warnings == ["Culture xx-XX unknown; culture skipped."]
+    assert JobLog.from_response({"Message": "not a list"}) == JobLog(errors=[], warnings=[])
+    assert JobLog.from_response([None, "x", {"SeverityId": "2", "Message": ""}]).warnings == ["(no message)"]
+
+
+def test_a_long_imported_row_is_cut():
+    row = '{"PartNo":"1","Infos":"' + "x" * 5000 + '"}'
+    (line,) = JobLog.from_response([{"SeverityId": 3, "Message": "bad", "ImportedRow": row}]).errors
+    assert len(line) < 400 and line.startswith('bad [row: {"PartNo":"1"')
+
+
+def test_a_succeeded_job_with_row_errors_passes_unless_asked_and_its_counts_reach_the_summary(caplog):
+    state = JobState.from_response("11", {"StatusId": 2, "IsFinished": True, "Insert": 0, "Updates": 4})
+    jobs = {"11": state.summary(JobLog.from_response(PUBLISHED_LOG))}
+    assert (jobs["11"]["row_errors"], jobs["11"]["row_warnings"]) == (1, 1)
+    logger = logging.getLogger("norce-test")
+    with caplog.at_level(logging.WARNING, logger="norce-test"):
+        summary = judge_jobs(jobs, logger, allow_validation_failures=False, fail_on_row_errors=False)
+    assert "job 11 ended Succeeded, but its log has 1 Error line(s)" in caplog.text
+    assert "Sku 999999 does not exist." in caplog.text
+    assert (summary["succeeded"], summary["row_errors"], summary["row_warnings"]) == (1, 1, 1)
+    with pytest.raises(NorceJobError, match=r"job 11 ended Succeeded with 1 row\(s\) not imported.*999999"):
+        judge_jobs(jobs, logger, allow_validation_failures=False, fail_on_row_errors=True)
+
+
+def test_a_clean_succeeded_job_passes_with_fail_on_row_errors(caplog):
+    clean = [PUBLISHED_LOG[0], PUBLISHED_LOG[-1]]
+    jobs = {
+        "12": JobState.from_response("12", {"StatusId": 2, "IsFinished": True}).summary(
+            JobLog.from_response(clean)
+        )
+    }
+    logger = logging.getLogger("norce-test")
+    with caplog.at_level(logging.WARNING, logger="norce-test"):
+        summary = judge_jobs(jobs, logger, allow_validation_failures=False, fail_on_row_errors=True)
+    assert caplog.text == "" and summary["row_errors"] == summary["row_warnings"] == 0
