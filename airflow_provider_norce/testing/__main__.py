@@ -57,6 +57,29 @@ def build_parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--standard-jwt", action="store_true", help="tokens start with eyJ (see identity docs)"
     )
+    serve.add_argument(
+        "--allowed-scopes",
+        type=lambda text: tuple(s for s in text.replace(",", " ").split() if s),
+        default=argparse.SUPPRESS,
+        metavar="SCOPES",
+        help="token scopes this Norce accepts, e.g. 'prod,stage' (default: every spelling Norce used)",
+    )
+    serve.add_argument(
+        "--require-field-masks",
+        action="store_true",
+        help="answer 400 to an import whose header lacks its ...FieldsThatAreSet (Norce: succeeds, writes none)",
+    )
+    serve.add_argument(
+        "--job-insert-spelling",
+        choices=("Insert", "Inserts", "both"),
+        default="Insert",
+        help="the Job/Get insert counter: Insert (docs), Inserts (.NET) or both",
+    )
+    serve.add_argument(
+        "--onhand-set",
+        default=argparse.SUPPRESS,
+        help="Query entity set of stock rows (its 2.0 name is unpublished; default Products/ProductSkuOnHands)",
+    )
     return parser
 
 

@@ -1,123 +1,174 @@
-"""Deterministic simulator data: lazily computed orders and a small mutable catalog.
+"""Deterministic simulator data: the small mutable catalog that Connect imports change and Query reads.
 
-Orders are read-only and computed on demand from ``(seed, index)``: a million-order data set costs nothing
-until it is read, and order ``i`` is identical in every run with the same seed. ``Updated`` is
-non-decreasing in the index across ``[orders_start, orders_end)`` so an ``Updated`` window is found by
-bisection; ``Created`` lies 0 to 3 days before ``Updated`` (not monotonic: filters on it scan).
+Orders live in :mod:`.orders` (lazily computed, read-only).
 
-Order row (``Orders/Orders``)::
+The catalog (see :class:`Catalog`) is generated eagerly (it is small: ``products`` Connect products with 1 to
+3 variants, one SKU per variant) and changed by Connect imports when their jobs succeed. Its rows have the
+Query 2.0 shapes of ``tests/norce_contracts/query.json`` (PascalCase); the ``*_SCHEMA`` constants below list
+them and say which set names and fields are guesses. A SKU (``Products/ProductSkus``; ``PriceLists`` and
+``OnHand`` are navigation properties, present only with ``$expand``)::
 
-    {"Id": 1, "OrderNo": "S000000001", "Created": "2026-10-29T17:02:11Z", "Updated": "2026-11-01T00:00:00Z",
-     "StatusId": 3, "CustomerId": 17, "Currency": "SEK", "TotalAmount": 1234.5,
-     "Items": [{"LineNo": 1, "PartNo": "100003", "Quantity": 2, "UnitPrice": 199.0, "Amount": 398.0}, ...]}
-
-``Items`` (1 to 3 lines) is part of the row. ``Id`` is ``index + 1``; ``StatusId`` is 1..6.
-
-The catalog (products, SKUs, customers, companies, price lists) is generated eagerly (it is small:
-``products`` products with 1 to 3 SKUs each) and changed by Connect imports when their jobs succeed.
-SKU row (``Products/ProductSkus``; ``OnHand`` and ``PriceLists`` are navigation properties, present only
-with ``$expand=OnHand,PriceLists`` as on Norce)::
-
-    {"PartNo": "100001", "ProductId": 1, "ManufacturerPartNo": "MPN-000001", "Name": "Product 1 (1)",
-     "IsActive": true, "Created": "...Z", "Updated": "...Z",
-     "OnHand": [{"WarehouseCode": "MAIN", "LocationCode": "", "OnhandValue": 12.0, "IncomingValue": 0.0,
-                 "NextDeliveryDate": null, "LeadTimeDayCount": null, "IsActive": true, "Updated": "...Z"}],
-     "PriceLists": [{"PriceListCode": "DEFAULT", "QuantityBreak": 1, "PriceSale": 199.0,
-                     "PriceRecommended": 248.0, "CurrencyCode": "SEK", "IsActive": true, "Updated": "...Z"}]}
+    {"PartNo": "100001", "ProductId": 1, "StatusId": 1, "TypeId": 1, "ErpName": "Product 1 (1)", ...,
+     "Created": "2026-10-01T00:00:00Z", "Updated": "2026-10-01T00:00:00Z",
+     "PriceLists": [{"PartNo": "100001", "PriceListId": 1, "QtyBreak": 1, "CurrencyId": 1, "PriceSale": 199.0,
+                     "PriceSaleLastUpdated": "...Z", ..., "IsActive": true, "Created": "...Z", "Updated": "...Z"}],
+     "OnHand": [{"PartNo": "100001", "WarehouseId": 1, "LocationId": 1, "OnHandValue": 12.0, ...}]}
 """
 
 from __future__ import annotations
 
-import bisect
 import threading
 import time
 from typing import Any
 
 from airflow_provider_norce.testing.odata import parse_datetime
 
-DEFAULT_ORDERS_START = "2026-11-01T00:00:00Z"
-DEFAULT_ORDERS_END = "2026-12-01T00:00:00Z"
-MAX_ORDERS = 10_000_000
 #: Timestamps of the generated catalog (before the order window, so imports visibly change ``Updated``).
 CATALOG_EPOCH = int(parse_datetime("2026-10-01T00:00:00Z"))
 
 _M64 = (1 << 64) - 1
-_CURRENCIES = ("SEK", "SEK", "SEK", "NOK", "EUR", "DKK", "SEK", "EUR")
-_STATUSES = (3, 3, 3, 4, 4, 1, 2, 5, 3, 6, 3, 4, 3, 3, 2, 4)
 
-ORDER_SCHEMA = {
-    "Id": "int",
-    "OrderNo": "string",
-    "Created": "datetime",
-    "Updated": "datetime",
-    "StatusId": "int",
-    "CustomerId": "int",
-    "Currency": "string",
-    "TotalAmount": "decimal",
-}
+# -- catalog: Query 2.0 shapes (tests/norce_contracts/query.json entity_sets) ------------------------------
+#: ``Products/Products``: one row per Connect variant (a Connect product with two variants is two rows sharing
+#: ``Code``, the variant-cluster key). Field names from the documented 2.0 field list; a subset.
 PRODUCT_SCHEMA = {
     "Id": "int",
+    "ManufacturerId": "int",
     "ManufacturerPartNo": "string",
-    "Name": "string",
+    "Code": "string",
+    "DefaultName": "string",
+    "DefaultDescription": "string",
+    "Alias": "string",
+    "IsVariant": "bool",
+    "SortOrderValue": "int",
+    "StockDisplayBreakPoint": "int",
+    "IsDangerousGoods": "bool",
     "IsActive": "bool",
     "Created": "datetime",
     "Updated": "datetime",
 }
+#: ``Products/ProductSkus`` (documented 2.0 list; ``Created``/``Updated`` from the 3.0 equivalent). No IsActive:
+#: a SKU's state is ``StatusId`` (SkuStatus, 1 Active ... 5 Inactive).
 SKU_SCHEMA = {
     "PartNo": "string",
     "ProductId": "int",
-    "ManufacturerPartNo": "string",
-    "Name": "string",
+    "StatusId": "int",
+    "TypeId": "int",
+    "IntegrationPartNo": "string",
+    "ErpName": "string",
+    "DefaultComment": "string",
+    "CommodityCode": "string",
+    "EanCode": "string",
+    "TrackingCode": "string",
+    "UnitOfMeasurementId": "int",
+    "UnitOfMeasurementCount": "decimal",
+    "IsDropShipOnly": "bool",
+    "Created": "datetime",
+    "Updated": "datetime",
+}
+#: ``Products/ProductSkuPriceLists`` (type documented; set name third-party). Keys PartNo, PriceListId, QtyBreak.
+SKU_PRICE_SCHEMA = {
+    "PartNo": "string",
+    "PriceListId": "int",
+    "QtyBreak": "int",
+    "CurrencyId": "int",
+    "PriceSale": "decimal",
+    "PriceSaleLastUpdated": "datetime",
+    "CostPurchase": "decimal",
+    "CostPurchaseLastUpdated": "datetime",
+    "CostUnit": "decimal",
+    "CostUnitLastUpdated": "datetime",
+    "PriceRecommended": "decimal",
+    "PriceRecommendedLastUpdated": "datetime",
+    "PricePrevious": "decimal",
+    "PricePreviousLastUpdated": "datetime",
+    "PriceCatalog": "decimal",
+    "PriceCatalogLastUpdated": "datetime",
+    "PriceRuleId": "int",
+    "PriceRuleValue": "decimal",
+    "IsPriceDiscountable": "bool",
     "IsActive": "bool",
     "Created": "datetime",
     "Updated": "datetime",
 }
+#: the client on-hand set: its 2.0 name is NOT published (a guess; ``NorceSimulator(onhand_set=...)`` changes it); fields are the 3.0 ClientProductSkuOnHand in PascalCase.
+DEFAULT_ONHAND_SET = "Products/ProductSkuOnHands"
 ONHAND_SCHEMA = {
-    "WarehouseCode": "string",
-    "LocationCode": "string",
-    "OnhandValue": "decimal",
+    "PartNo": "string",
+    "WarehouseId": "int",
+    "LocationId": "int",
+    "OnHandValue": "decimal",
+    "OnHandLastUpdated": "datetime",
     "IncomingValue": "decimal",
+    "IncomingLastUpdated": "datetime",
     "NextDeliveryDate": "datetime",
+    "NextDeliveryLastUpdated": "datetime",
     "LeadTimeDayCount": "int",
+    "OnOrderValue": "decimal",
+    "MinimumValue": "decimal",
+    "MaximumValue": "decimal",
     "IsActive": "bool",
+    "IsActiveLastUpdated": "datetime",
+    "Created": "datetime",
     "Updated": "datetime",
 }
-SKU_PRICE_SCHEMA = {
-    "PriceListCode": "string",
-    "QuantityBreak": "int",
-    "PriceSale": "decimal",
-    "PriceRecommended": "decimal",
-    "CurrencyCode": "string",
+#: ``Application/ClientPriceLists``: ``Agreement`` is the Connect ``PriceListCode``.
+PRICE_LIST_SCHEMA = {
+    "PriceListId": "int",
+    "Name": "string",
+    "Description": "string",
+    "Agreement": "string",
+    "StartDate": "datetime",
+    "EndDate": "datetime",
+    "CurrencyId": "int",
+    "IsPrimary": "bool",
+    "IsPublic": "bool",
     "IsActive": "bool",
+    "Created": "datetime",
     "Updated": "datetime",
 }
+#: ``Application/ClientWarehouses``: the set exists (third-party), its fields are NOT published. Minimal guess:
+#: one row per warehouse location, enough to map WarehouseCode/LocationCode to WarehouseId/LocationId.
+WAREHOUSE_SCHEMA = {
+    "WarehouseId": "int",
+    "LocationId": "int",
+    "Code": "string",
+    "LocationCode": "string",
+    "Name": "string",
+    "IsActive": "bool",
+}
+#: ``Core/Currencies`` (fields seen in third-party code).
+CURRENCY_SCHEMA = {"Id": "int", "Code": "string", "ExchangeRate": "decimal"}
+#: ``Customers/Customers``: 2.0 set name NOT confirmed; fields are the 3.0 ClientCustomer in PascalCase.
 CUSTOMER_SCHEMA = {
     "Id": "int",
-    "Code": "string",
-    "Email": "string",
+    "CustomerCode": "string",
+    "TypeId": "int",
+    "EmailAddress": "string",
     "FirstName": "string",
+    "MiddleName": "string",
     "LastName": "string",
+    "PhoneNumber": "string",
+    "CellPhoneNumber": "string",
     "IsActive": "bool",
     "Created": "datetime",
     "Updated": "datetime",
 }
+#: ``Customers/Companies``: 2.0 set name NOT confirmed; fields from the documented Company type.
 COMPANY_SCHEMA = {
     "Id": "int",
-    "Code": "string",
+    "CompanyCode": "string",
+    "OrganizationNo": "string",
     "Name": "string",
+    "EmailAddress": "string",
+    "PhoneNumber": "string",
+    "VatNo": "string",
     "IsActive": "bool",
     "Created": "datetime",
     "Updated": "datetime",
 }
-PRICE_LIST_SCHEMA = {
-    "Id": "int",
-    "Code": "string",
-    "Name": "string",
-    "CurrencyCode": "string",
-    "IsActive": "bool",
-    "Created": "datetime",
-    "Updated": "datetime",
-}
+#: seed currencies (Id, Code, EUR-based rate); the Ids are the simulator's own
+SEED_CURRENCIES = (("SEK", 0.087), ("EUR", 1.0), ("NOK", 0.085), ("DKK", 0.134), ("USD", 0.92))
 
 
 def mix64(value: int) -> int:
@@ -145,283 +196,278 @@ class IsoFormatter:
         return f"{prefix}{hour:02d}:{minute:02d}:{sec:02d}Z"
 
 
-class OrderSource:
-    """``count`` orders computed on demand; :meth:`index_range` answers monotonic-field bounds by bisection."""
-
-    schema = ORDER_SCHEMA
-    key = "Id"
-
-    def __init__(
-        self,
-        count: int,
-        seed: int,
-        part_nos: list[str],
-        customers: int,
-        start: str = DEFAULT_ORDERS_START,
-        end: str = DEFAULT_ORDERS_END,
-    ) -> None:
-        if not 0 <= count <= MAX_ORDERS:
-            raise ValueError(f"orders must be between 0 and {MAX_ORDERS}")
-        self.count = count
-        self.start = int(parse_datetime(start))
-        self.span = int(parse_datetime(end)) - self.start
-        if self.span <= 0:
-            raise ValueError("orders_end must be after orders_start")
-        self._seed = mix64(seed & _M64)
-        self._part_nos = part_nos or ["100001"]
-        self._customers = max(1, customers)
-        self._iso = IsoFormatter()
-        #: fields whose value never decreases with the index, as index -> comparable value
-        self.monotonic = {"Id": lambda i: i + 1, "Updated": self.updated_epoch}
-
-    def __len__(self) -> int:
-        return self.count
-
-    def updated_epoch(self, index: int) -> int:
-        """``Updated`` of order ``index`` as epoch seconds: spread evenly, non-decreasing."""
-        return self.start + (index * self.span) // max(1, self.count)
-
-    def row(self, index: int) -> dict[str, Any]:
-        """Order ``index`` (0-based) as the Query API returns it."""
-        h = mix64(self._seed ^ index)
-        updated = self.updated_epoch(index)
-        parts = self._part_nos
-        n_parts = len(parts)
-        items = []
-        total = 0
-        g = h
-        for line in range(1 + (h >> 40) % 3):
-            g = mix64(g)
-            quantity = 1 + (g & 3)
-            cents = 4_900 + (g >> 8) % 95_000
-            amount = quantity * cents
-            total += amount
-            items.append(
-                {
-                    "LineNo": line + 1,
-                    "PartNo": parts[(g >> 32) % n_parts],
-                    "Quantity": quantity,
-                    "UnitPrice": cents / 100,
-                    "Amount": amount / 100,
-                }
-            )
-        iso = self._iso
-        return {
-            "Id": index + 1,
-            "OrderNo": f"S{index + 1:09d}",
-            "Created": iso(updated - (h & 0x3FFFF) % 259_200),
-            "Updated": iso(updated),
-            "StatusId": _STATUSES[(h >> 20) & 15],
-            "CustomerId": 1 + (h >> 24) % self._customers,
-            "Currency": _CURRENCIES[(h >> 56) & 7],
-            "TotalAmount": total / 100,
-            "Items": items,
-        }
-
-    def row_json(self, index: int) -> str:
-        """Order ``index`` as compact JSON text, equal to ``json.dumps(row(index))`` but about twice as fast.
-
-        Why: paging throughput is bound by building and encoding rows; every value here is a number or a
-        string without characters JSON escapes (digits, ISO timestamps, currency codes, generated part numbers).
-        """
-        h = mix64(self._seed ^ index)
-        updated = self.updated_epoch(index)
-        parts = self._part_nos
-        n_parts = len(parts)
-        items = []
-        total = 0
-        g = h
-        for line in range(1 + (h >> 40) % 3):
-            g = mix64(g)
-            quantity = 1 + (g & 3)
-            cents = 4_900 + (g >> 8) % 95_000
-            amount = quantity * cents
-            total += amount
-            items.append(
-                f'{{"LineNo":{line + 1},"PartNo":"{parts[(g >> 32) % n_parts]}","Quantity":{quantity},'
-                f'"UnitPrice":{cents / 100!r},"Amount":{amount / 100!r}}}'
-            )
-        iso = self._iso
-        return (
-            f'{{"Id":{index + 1},"OrderNo":"S{index + 1:09d}","Created":"{iso(updated - (h & 0x3FFFF) % 259_200)}",'
-            f'"Updated":"{iso(updated)}","StatusId":{_STATUSES[(h >> 20) & 15]},'
-            f'"CustomerId":{1 + (h >> 24) % self._customers},"Currency":"{_CURRENCIES[(h >> 56) & 7]}",'
-            f'"TotalAmount":{total / 100!r},"Items":[{",".join(items)}]}}'
-        )
-
-    def index_range(self, field: str, op: str, value: float) -> range | None:
-        """Indices whose ``field`` satisfies ``field op value``, for a monotonic field; None if not answerable."""
-        key = self.monotonic.get(field)
-        if key is None or op not in ("eq", "gt", "ge", "lt", "le"):
-            return None
-        indices = range(self.count)
-        low = bisect.bisect_left(indices, value, key=key)
-        high = bisect.bisect_right(indices, value, key=key)
-        if op == "eq":
-            return range(low, high)
-        if op == "ge":
-            return range(low, self.count)
-        if op == "gt":
-            return range(high, self.count)
-        if op == "lt":
-            return range(0, low)
-        return range(0, high)  # le
-
-
 class Catalog:
-    """Products, SKUs (with stock and prices), customers, companies and price lists; mutated by imports.
+    """Products (one row per variant), SKUs, stock, prices, price lists, warehouses, currencies, customers,
+    companies, relations, competitor prices and supplier products; generated, then changed by Connect imports.
 
     All access goes through :attr:`lock`; Query takes a snapshot of rows under it, and Connect applies a
-    finished job under it, so a reader never sees half an import.
+    finished job under it, so a reader never sees half an import. Tables hold Query-shaped rows:
+
+    * ``skus`` by PartNo; ``onhand`` by ``(PartNo, WarehouseId, LocationId)``; ``prices`` by
+      ``(PartNo, PriceListId, QtyBreak)``; ``products`` by Id (``product_ids`` maps ManufacturerPartNo -> Id);
+    * ``price_lists`` by Agreement (the Connect PriceListCode); ``warehouses`` by ``(Code, LocationCode)``;
+      ``currencies`` by Code; ``customers``/``companies`` by Id;
+    * ``relations``, ``competitor_skus`` and ``supplier_products`` (no Query set was confirmed for them) by their
+      Connect keys, holding the written Connect fields plus ``IsActive``/``Updated``.
+
+    Seed: price list ``DEFAULT`` (PriceListId 1, SEK), currencies SEK=1, EUR=2, NOK=3, DKK=4, USD=5, warehouse
+    ``MAIN`` with location ``MAIN`` (WarehouseId 1, LocationId 1), manufacturer ``SIM``, SKUs ``100001``... with
+    one stock row at MAIN/MAIN and one DEFAULT price each. Generated products, SKUs and customers whose number
+    is a multiple of 4 have ``Updated: null`` (never updated since creation, as on Norce).
     """
 
-    def __init__(self, products: int, customers: int, seed: int) -> None:
+    def __init__(
+        self, products: int, customers: int, seed: int, onhand_set: str = DEFAULT_ONHAND_SET
+    ) -> None:
+        if onhand_set.count("/") != 1 or not all(onhand_set.split("/")):
+            raise ValueError(f"onhand_set must be 'Namespace/EntitySet', not {onhand_set!r}")
+        self.onhand_set = onhand_set
         self.lock = threading.RLock()
         iso = IsoFormatter()
         base = mix64(seed & _M64 ^ 0x5EED)
-        self.products: dict[str, dict[str, Any]] = {}  # by ManufacturerPartNo
-        self.skus: dict[str, dict[str, Any]] = {}  # by PartNo; "OnHand"/"PriceLists" dicts keyed internally
-        self.customers: dict[str, dict[str, Any]] = {}  # by Code
-        self.companies: dict[str, dict[str, Any]] = {}  # by Code
-        self.price_lists: dict[str, dict[str, Any]] = {}  # by Code
+        self._next_id: dict[str, int] = {}
+        self.currencies: dict[str, dict[str, Any]] = {}
+        self.warehouses: dict[tuple[str, str], dict[str, Any]] = {}
+        self.manufacturers: dict[str, int] = {}
+        self.price_lists: dict[str, dict[str, Any]] = {}
+        self.products: dict[int, dict[str, Any]] = {}
+        self.product_ids: dict[str, int] = {}
+        self.skus: dict[str, dict[str, Any]] = {}
+        self.onhand: dict[tuple[str, int, int], dict[str, Any]] = {}
+        self.prices: dict[tuple[str, int, int], dict[str, Any]] = {}
+        self.customers: dict[int, dict[str, Any]] = {}
+        self.companies: dict[int, dict[str, Any]] = {}
         self.relations: dict[tuple[str, str, str], dict[str, Any]] = {}
         self.competitor_skus: dict[tuple[str, str], dict[str, Any]] = {}
-        self._next_id = {"product": 1, "customer": 1, "company": 1, "price_list": 1}
+        self.supplier_products: dict[tuple[int | None, str], dict[str, Any]] = {}
         stamp = iso(CATALOG_EPOCH)
-        self.add_price_list("DEFAULT", "Default", "SEK", stamp)
+        for code, rate in SEED_CURRENCIES:
+            self.currencies[code] = {"Id": self.new_id("currency"), "Code": code, "ExchangeRate": rate}
+        self.add_warehouse("MAIN", "MAIN", "Main warehouse")
+        self.add_price_list("DEFAULT", stamp, Name="Default", CurrencyId=self.currencies["SEK"]["Id"])
+        self.manufacturer_id("SIM")
+        default_list = self.price_lists["DEFAULT"]["PriceListId"]
         sku_no = 100_000
         for number in range(1, products + 1):
             h = mix64(base ^ number)
-            mpn = f"MPN-{number:06d}"
-            product = self.add_product(mpn, f"Product {number}", stamp)
-            for variant in range(1 + h % 3):
+            updated = None if number % 4 == 0 else stamp
+            variants = 1 + h % 3
+            for variant in range(variants):
                 sku_no += 1
                 g = mix64(h ^ variant)
-                sku = self.add_sku(str(sku_no), product, f"Product {number} ({variant + 1})", stamp)
-                sku["OnHand"][("MAIN", "")] = onhand_row("MAIN", "", float(g % 100), stamp)
+                product = self.add_product(
+                    f"MPN-{number:06d}" + (f"-{variant + 1}" if variants > 1 else ""),
+                    stamp,
+                    Code=f"P{number:06d}",
+                    DefaultName=f"Product {number}" + (f" ({variant + 1})" if variants > 1 else ""),
+                    IsVariant=variants > 1,
+                    Updated=updated,
+                )
+                part_no = str(sku_no)
+                self.add_sku(part_no, product["Id"], stamp, ErpName=product["DefaultName"], Updated=updated)
+                self.onhand_row(part_no, 1, 1, stamp).update(
+                    OnHandValue=float(g % 100), OnHandLastUpdated=stamp
+                )
                 price = 49 + (g >> 8) % 950
-                sku["PriceLists"][("DEFAULT", 1)] = {
-                    "PriceListCode": "DEFAULT",
-                    "QuantityBreak": 1,
-                    "PriceSale": float(price),
-                    "PriceRecommended": float(price + price // 4),
-                    "CurrencyCode": "SEK",
-                    "IsActive": True,
-                    "Updated": stamp,
-                }
+                self.price_row(part_no, default_list, 1, self.currencies["SEK"]["Id"], stamp).update(
+                    PriceSale=float(price),
+                    PriceSaleLastUpdated=stamp,
+                    PriceRecommended=float(price + price // 4),
+                    PriceRecommendedLastUpdated=stamp,
+                )
         for number in range(1, customers + 1):
-            self.add_customer(f"C{number:06d}", stamp, Email=f"customer{number}@example.com")
-            self.customers[f"C{number:06d}"].update(FirstName=f"First{number}", LastName=f"Last{number}")
+            self.add_customer(
+                stamp,
+                CustomerCode=f"C{number:06d}",
+                EmailAddress=f"customer{number}@example.com",
+                FirstName=f"First{number}",
+                LastName=f"Last{number}",
+                Updated=None if number % 4 == 0 else stamp,
+            )
         self.initial_part_nos = sorted(self.skus)
 
-    def _new_id(self, kind: str) -> int:
-        value = self._next_id[kind]
+    # -- creation (caller holds the lock) ----------------------------------------------------------------
+    def new_id(self, kind: str) -> int:
+        """The next id of ``kind`` (1, 2, ...)."""
+        value = self._next_id.get(kind, 1)
         self._next_id[kind] = value + 1
         return value
 
-    def add_product(self, mpn: str, name: str, stamp: str) -> dict[str, Any]:
-        """Create a product row (caller holds the lock)."""
+    def manufacturer_id(self, code: str) -> int:
+        """The id of manufacturer ``code``, created when unknown."""
+        if code not in self.manufacturers:
+            self.manufacturers[code] = self.new_id("manufacturer")
+        return self.manufacturers[code]
+
+    def add_warehouse(self, code: str, location: str, name: str | None = None) -> dict[str, Any]:
+        """A warehouse location; a new warehouse code gets a new WarehouseId, each location a LocationId."""
+        warehouse_id = next(
+            (row["WarehouseId"] for (c, _), row in self.warehouses.items() if c == code), None
+        ) or self.new_id("warehouse")
         row = {
-            "Id": self._new_id("product"),
-            "ManufacturerPartNo": mpn,
-            "Name": name,
+            "WarehouseId": warehouse_id,
+            "LocationId": self.new_id("location"),
+            "Code": code,
+            "LocationCode": location,
+            "Name": name or code,
             "IsActive": True,
-            "Created": stamp,
-            "Updated": stamp,
         }
-        self.products[mpn] = row
+        self.warehouses[(code, location)] = row
         return row
 
-    def add_sku(self, part_no: str, product: dict[str, Any], name: str, stamp: str) -> dict[str, Any]:
-        """Create a SKU row under ``product`` (caller holds the lock)."""
+    def add_price_list(self, agreement: str, stamp: str, **fields: Any) -> dict[str, Any]:
+        """A price list row (``Application/ClientPriceLists`` shape)."""
         row: dict[str, Any] = {
-            "PartNo": part_no,
-            "ProductId": product["Id"],
-            "ManufacturerPartNo": product["ManufacturerPartNo"],
-            "Name": name,
+            "PriceListId": self.new_id("price_list"),
+            "Name": agreement,
+            "Description": None,
+            "Agreement": agreement,
+            "StartDate": None,
+            "EndDate": None,
+            "CurrencyId": None,
+            "IsPrimary": False,
+            "IsPublic": False,
             "IsActive": True,
             "Created": stamp,
             "Updated": stamp,
-            "OnHand": {},
-            "PriceLists": {},
         }
+        row.update(fields)
+        self.price_lists[agreement] = row
+        return row
+
+    def add_product(self, mpn: str, stamp: str, **fields: Any) -> dict[str, Any]:
+        """A ``Products/Products`` row (one Connect variant)."""
+        row: dict[str, Any] = dict.fromkeys(PRODUCT_SCHEMA)
+        row.update(
+            Id=self.new_id("product"),
+            ManufacturerId=self.manufacturers.get("SIM"),
+            ManufacturerPartNo=mpn,
+            IsVariant=False,
+            IsDangerousGoods=False,
+            IsActive=True,
+            Created=stamp,
+            Updated=stamp,
+        )
+        row.update(fields)
+        self.products[row["Id"]] = row
+        self.product_ids[mpn] = row["Id"]
+        return row
+
+    def add_sku(self, part_no: str, product_id: int, stamp: str, **fields: Any) -> dict[str, Any]:
+        """A ``Products/ProductSkus`` row."""
+        row: dict[str, Any] = dict.fromkeys(SKU_SCHEMA)
+        row.update(
+            PartNo=part_no,
+            ProductId=product_id,
+            StatusId=1,
+            TypeId=1,
+            UnitOfMeasurementId=1,
+            UnitOfMeasurementCount=1.0,
+            Created=stamp,
+            Updated=stamp,
+        )
+        row.update(fields)
         self.skus[part_no] = row
         return row
 
-    def add_customer(self, code: str, stamp: str, **fields: Any) -> dict[str, Any]:
-        """Create a customer row (caller holds the lock)."""
-        row = {
-            "Id": self._new_id("customer"),
-            "Code": code,
-            "Email": None,
-            "FirstName": None,
-            "LastName": None,
-        }
-        row.update(IsActive=True, Created=stamp, Updated=stamp)
-        row.update(fields)
-        self.customers[code] = row
+    def onhand_row(self, part_no: str, warehouse_id: int, location_id: int, stamp: str) -> dict[str, Any]:
+        """The stock row of a SKU at a location, created empty (OnHandValue 0, active) when missing."""
+        key = (part_no, warehouse_id, location_id)
+        row = self.onhand.get(key)
+        if row is None:
+            row = self.onhand[key] = dict.fromkeys(ONHAND_SCHEMA)
+            row.update(
+                PartNo=part_no, WarehouseId=warehouse_id, LocationId=location_id, OnHandValue=0.0, IsActive=True,
+                Created=stamp, Updated=stamp,
+            )  # fmt: skip
         return row
 
-    def add_company(self, code: str, stamp: str, **fields: Any) -> dict[str, Any]:
-        """Create a company row (caller holds the lock)."""
-        row = {"Id": self._new_id("company"), "Code": code, "Name": None, "IsActive": True}
-        row.update(Created=stamp, Updated=stamp)
-        row.update(fields)
-        self.companies[code] = row
+    def price_row(
+        self, part_no: str, price_list_id: int, qty: int, currency_id: Any, stamp: str
+    ) -> dict[str, Any]:
+        """The price row of a SKU in a price list at a quantity break, created empty when missing."""
+        key = (part_no, price_list_id, qty)
+        row = self.prices.get(key)
+        if row is None:
+            row = self.prices[key] = dict.fromkeys(SKU_PRICE_SCHEMA)
+            row.update(
+                PartNo=part_no, PriceListId=price_list_id, QtyBreak=qty, CurrencyId=currency_id, PriceSale=0.0,
+                CostPurchase=0.0, CostUnit=0.0, IsPriceDiscountable=True, IsActive=True, Created=stamp,
+                Updated=stamp,
+            )  # fmt: skip
         return row
 
-    def add_price_list(self, code: str, name: str | None, currency: str | None, stamp: str) -> dict[str, Any]:
-        """Create a price list row (caller holds the lock)."""
-        row = {"Id": self._new_id("price_list"), "Code": code, "Name": name, "CurrencyCode": currency}
-        row.update(IsActive=True, Created=stamp, Updated=stamp)
-        self.price_lists[code] = row
+    def add_customer(self, stamp: str, **fields: Any) -> dict[str, Any]:
+        """A ``Customers/Customers`` row."""
+        row: dict[str, Any] = dict.fromkeys(CUSTOMER_SCHEMA)
+        row.update(Id=self.new_id("customer"), TypeId=1, IsActive=True, Created=stamp, Updated=stamp)
+        row.update(fields)
+        self.customers[row["Id"]] = row
+        return row
+
+    def add_company(self, stamp: str, **fields: Any) -> dict[str, Any]:
+        """A ``Customers/Companies`` row."""
+        row: dict[str, Any] = dict.fromkeys(COMPANY_SCHEMA)
+        row.update(Id=self.new_id("company"), IsActive=True, Created=stamp, Updated=stamp)
+        row.update(fields)
+        self.companies[row["Id"]] = row
         return row
 
     # -- snapshots for Query --------------------------------------------------------------------------
+    @staticmethod
+    def _copies(rows: Any, key: str) -> list[dict[str, Any]]:
+        return sorted((dict(row) for row in rows), key=lambda row: row[key])
+
     def product_rows(self) -> list[dict[str, Any]]:
         """Products in Id order (copies)."""
         with self.lock:
-            return sorted((dict(row) for row in self.products.values()), key=lambda row: row["Id"])
+            return self._copies(self.products.values(), "Id")
 
     def sku_rows(self) -> list[dict[str, Any]]:
-        """SKUs in PartNo order, with ``OnHand``/``PriceLists`` as lists (copies)."""
+        """SKUs in PartNo order, with the navigation lists ``PriceLists`` and ``OnHand`` (copies)."""
         with self.lock:
-            rows = []
-            for part_no in sorted(self.skus):
-                sku = self.skus[part_no]
-                row = dict(sku)
-                row["OnHand"] = [dict(item) for item in sku["OnHand"].values()]
-                row["PriceLists"] = [dict(item) for item in sku["PriceLists"].values()]
-                rows.append(row)
-            return rows
+            prices: dict[str, list[dict[str, Any]]] = {}
+            for row in self.prices.values():
+                prices.setdefault(row["PartNo"], []).append(dict(row))
+            stock: dict[str, list[dict[str, Any]]] = {}
+            for row in self.onhand.values():
+                stock.setdefault(row["PartNo"], []).append(dict(row))
+            return [
+                {**self.skus[p], "PriceLists": prices.get(p, []), "OnHand": stock.get(p, [])}
+                for p in sorted(self.skus)
+            ]
+
+    def price_rows(self) -> list[dict[str, Any]]:
+        """SKU prices ordered by PartNo, PriceListId, QtyBreak (copies)."""
+        with self.lock:
+            return [dict(self.prices[key]) for key in sorted(self.prices)]
+
+    def onhand_rows(self) -> list[dict[str, Any]]:
+        """Stock rows ordered by PartNo, WarehouseId, LocationId (copies)."""
+        with self.lock:
+            return [dict(self.onhand[key]) for key in sorted(self.onhand)]
+
+    def price_list_rows(self) -> list[dict[str, Any]]:
+        """Price lists in PriceListId order (copies)."""
+        with self.lock:
+            return self._copies(self.price_lists.values(), "PriceListId")
+
+    def warehouse_rows(self) -> list[dict[str, Any]]:
+        """Warehouse locations in LocationId order (copies)."""
+        with self.lock:
+            return self._copies(self.warehouses.values(), "LocationId")
+
+    def currency_rows(self) -> list[dict[str, Any]]:
+        """Currencies in Id order (copies)."""
+        with self.lock:
+            return self._copies(self.currencies.values(), "Id")
 
     def customer_rows(self) -> list[dict[str, Any]]:
         """Customers in Id order (copies)."""
         with self.lock:
-            return sorted((dict(row) for row in self.customers.values()), key=lambda row: row["Id"])
+            return self._copies(self.customers.values(), "Id")
 
     def company_rows(self) -> list[dict[str, Any]]:
         """Companies in Id order (copies)."""
         with self.lock:
-            return sorted((dict(row) for row in self.companies.values()), key=lambda row: row["Id"])
-
-    def price_list_rows(self) -> list[dict[str, Any]]:
-        """Price lists in Id order (copies)."""
-        with self.lock:
-            return sorted((dict(row) for row in self.price_lists.values()), key=lambda row: row["Id"])
-
-
-def onhand_row(warehouse: str, location: str, value: float, stamp: str, **fields: Any) -> dict[str, Any]:
-    """A stock row for one warehouse/location of a SKU."""
-    row: dict[str, Any] = {
-        "WarehouseCode": warehouse,
-        "LocationCode": location,
-        "OnhandValue": value,
-        "IncomingValue": 0.0,
-        "NextDeliveryDate": None,
-        "LeadTimeDayCount": None,
-        "IsActive": True,
-        "Updated": stamp,
-    }
-    row.update(fields)
-    return row
+            return self._copies(self.companies.values(), "Id")

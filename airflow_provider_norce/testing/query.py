@@ -1,9 +1,14 @@
 """Norce Query (OData v4, read-only) under ``/commerce/query/2.0/``.
 
-Entity sets: ``Orders/Orders`` (lazy, see :mod:`.data`), ``Products/Products``, ``Products/ProductSkus``
-(navigation properties ``OnHand`` and ``PriceLists``, included only through ``$expand``),
-``Products/PriceLists``, ``Customers/Customers``, ``Customers/Companies``. A single entity is addressed by key:
-``Products/ProductSkus('100011')``, ``Orders/Orders(42)``. ``{Namespace}/$metadata`` answers a small CSDL document.
+Entity sets (Query 2.0 names and PascalCase fields of ``tests/norce_contracts/query.json``): ``Orders/Orders``
+(lazy, see :mod:`.orders`; lines only via ``$expand=Items``); the catalog (:func:`catalog_entity_sets`):
+``Products/Products``, ``Products/ProductSkus`` (navigation ``PriceLists``, and ``OnHand`` as a simulator
+convenience, both only through ``$expand``), ``Products/ProductSkuPriceLists``, the stock set (its 2.0 name is
+unpublished: ``Products/ProductSkuOnHands`` by default, the simulator's ``onhand_set`` option),
+``Application/ClientPriceLists``, ``Application/ClientWarehouses``, ``Core/Currencies``, ``Customers/Customers``,
+``Customers/Companies``. A single entity is addressed by key: ``Products/ProductSkus('100011')``,
+``Orders/Orders(42)`` (a composite key by its first field only). ``{Namespace}/$metadata`` answers a small CSDL
+document.
 
 Query options: ``$filter`` (see :mod:`.odata`), ``$select``, ``$orderby`` (``Field [asc|desc]``, comma list),
 ``$top``, ``$skip``, ``$count=true``, ``$expand=Nav`` or ``Nav($filter=..;$select=..)``, ``$format=json``.
@@ -12,8 +17,9 @@ rows remain, an absolute ``@odata.nextLink`` carrying the same options with ``$s
 reduced). Errors use the OData envelope ``{"error": {"code", "message"}}``: 400 for bad options, 404 for an
 unknown entity set or key.
 
-Speed: ``Updated``/``Id`` bounds on orders are answered by bisection (no scan); other filters scan the
-candidate range once and the matching indices are cached per query, so following nextLinks stays linear.
+Speed: ``Id`` bounds on orders are answered exactly by arithmetic, ``Updated``/``Created`` bounds narrow the
+candidate range by bisection (``and``, and ``or`` to the span of its operands); the rest of the filter scans
+that range once and the matching indices are cached per query, so following nextLinks stays linear.
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, quote
 
 from airflow_provider_norce.testing import data as d
+from airflow_provider_norce.testing import orders as o
 from airflow_provider_norce.testing.odata import (
     BoolOp,
     Literal,
+    Node,
     ODataError,
     compile_filter,
     conjuncts,
@@ -106,50 +114,67 @@ class _Options:
     raw: list[tuple[str, str]]
 
 
-def build_entity_sets(orders: d.OrderSource, catalog: d.Catalog) -> dict[str, EntitySet]:
+def build_entity_sets(orders: o.OrderSource, catalog: d.Catalog) -> dict[str, EntitySet]:
     """The simulator's entity sets keyed by ``Namespace/Name``: the order sets and the catalog sets."""
     return {**order_entity_sets(orders), **catalog_entity_sets(catalog)}
 
 
-def order_entity_sets(orders: d.OrderSource) -> dict[str, EntitySet]:
-    """``Orders/...``: lazily computed, immutable rows."""
+def order_entity_sets(orders: o.OrderSource) -> dict[str, EntitySet]:
+    """``Orders/Orders``: lazily computed, immutable rows; order lines only through ``$expand=Items``.
+
+    There is deliberately no ``Orders/OrderItems`` set: a third party observed that the standalone set
+    answers 404 (``query.json entity_sets[(OrderItem, via $expand=Items only)]``).
+    """
     sets = [
         EntitySet(
-            "Orders", "Orders", "Norce.Orders.Order", d.ORDER_SCHEMA, "Id", lambda: orders, {}, ("Items",), True
+            "Orders", "Orders", o.ORDER_TYPE, o.ORDER_SCHEMA, "Id", lambda: orders,
+            {"Items": o.ORDER_ITEM_SCHEMA}, (), True,
         ),
     ]  # fmt: skip
     return {f"{s.namespace}/{s.name}": s for s in sets}
 
 
 def catalog_entity_sets(catalog: d.Catalog) -> dict[str, EntitySet]:
-    """Products, prices, stock, customers: snapshots of the catalog that Connect imports change."""
+    """The catalog sets in Query 2.0 shape (``tests/norce_contracts/query.json``): snapshots that imports change.
+
+    ``Products/Products`` (one row per Connect variant), ``Products/ProductSkus`` (navigation ``PriceLists``,
+    documented, and ``OnHand``, a simulator convenience), ``Products/ProductSkuPriceLists``, the on-hand set
+    (name NOT published: ``catalog.onhand_set``, default ``Products/ProductSkuOnHands``),
+    ``Application/ClientPriceLists``, ``Application/ClientWarehouses`` (fields not published: minimal),
+    ``Core/Currencies``, ``Customers/Customers`` and ``Customers/Companies`` (2.0 names not confirmed).
+    Sets with a composite key on Norce (prices, stock, warehouses) are addressed by their first key field.
+    """
 
     def snapshot(rows: Callable[[], list[dict[str, Any]]]) -> Callable[[], Source]:
         """Catalog rows are read afresh for each request: imports change them."""
         return lambda: ListSource(rows())
 
+    namespace, _, onhand_name = catalog.onhand_set.partition("/")
     sets = [
+        EntitySet("Products", "Products", "Norce.Products.Product", d.PRODUCT_SCHEMA, "Id", snapshot(catalog.product_rows)),
         EntitySet(
-            "Products", "Products", "Norce.Products.Product", d.PRODUCT_SCHEMA, "ManufacturerPartNo",
-            snapshot(catalog.product_rows),
+            "Products", "ProductSkus", "Norce.Products.ProductSku", d.SKU_SCHEMA, "PartNo", snapshot(catalog.sku_rows),
+            {"PriceLists": d.SKU_PRICE_SCHEMA, "OnHand": d.ONHAND_SCHEMA},
         ),
         EntitySet(
-            "Products", "ProductSkus", "Norce.Products.ProductSku", d.SKU_SCHEMA, "PartNo",
-            snapshot(catalog.sku_rows),
-            {"OnHand": d.ONHAND_SCHEMA, "PriceLists": d.SKU_PRICE_SCHEMA},
+            "Products", "ProductSkuPriceLists", "Norce.Products.ProductSkuPricelist", d.SKU_PRICE_SCHEMA, "PartNo",
+            snapshot(catalog.price_rows),
         ),
         EntitySet(
-            "Products", "PriceLists", "Norce.Products.PriceList", d.PRICE_LIST_SCHEMA, "Code",
+            namespace, onhand_name, "Norce.Products.ProductSkuOnHand", d.ONHAND_SCHEMA, "PartNo",
+            snapshot(catalog.onhand_rows),
+        ),
+        EntitySet(
+            "Application", "ClientPriceLists", "Norce.Application.PriceListClient", d.PRICE_LIST_SCHEMA, "PriceListId",
             snapshot(catalog.price_list_rows),
         ),
         EntitySet(
-            "Customers", "Customers", "Norce.Customers.Customer", d.CUSTOMER_SCHEMA, "Code",
-            snapshot(catalog.customer_rows),
+            "Application", "ClientWarehouses", "Norce.Application.ClientWarehouse", d.WAREHOUSE_SCHEMA, "WarehouseId",
+            snapshot(catalog.warehouse_rows),
         ),
-        EntitySet(
-            "Customers", "Companies", "Norce.Customers.Company", d.COMPANY_SCHEMA, "Code",
-            snapshot(catalog.company_rows),
-        ),
+        EntitySet("Core", "Currencies", "Norce.Core.Currency", d.CURRENCY_SCHEMA, "Id", snapshot(catalog.currency_rows)),
+        EntitySet("Customers", "Customers", "Norce.Customers.Customer", d.CUSTOMER_SCHEMA, "Id", snapshot(catalog.customer_rows)),
+        EntitySet("Customers", "Companies", "Norce.Customers.Company", d.COMPANY_SCHEMA, "Id", snapshot(catalog.company_rows)),
     ]  # fmt: skip
     return {f"{s.namespace}/{s.name}": s for s in sets}
 
@@ -201,10 +226,13 @@ class QueryService:
             payload["@odata.count"] = total
         next_link = self._next_link(base_url, subpath, options, page_end, end) if page_end < end else None
         row_json = getattr(source, "row_json", None)
-        if project is None and row_json is not None:  # the fast path for plain order pages
+        plain_expand = all(nested == (None, None) for nested in options.expand.values())
+        if row_json is not None and options.select is None and plain_expand:  # the fast path for order pages
+            expand = tuple(options.expand)
             head = json.dumps(payload, separators=(",", ":"), ensure_ascii=False)[:-1]
             tail = "" if next_link is None else ',"@odata.nextLink":' + json.dumps(next_link)
-            text = head + ',"value":[' + ",".join(map(row_json, indices[start:page_end])) + "]" + tail + "}"
+            rows_text = ",".join(row_json(i, expand) for i in indices[start:page_end])
+            text = head + ',"value":[' + rows_text + "]" + tail + "}"
             return Reply(200, text.encode("utf-8"))
         rows = [source.row(i) for i in indices[start:page_end]]
         payload["value"] = rows if project is None else [project(row) for row in rows]
@@ -292,27 +320,24 @@ class QueryService:
 
     # -- evaluation ---------------------------------------------------------------------------------------
     def _select_indices(self, entity: EntitySet, source: Source, options: _Options) -> Sequence[int]:
-        window = range(len(source))
-        indices: Sequence[int] = window
+        indices: Sequence[int] = range(len(source))
         if options.filter_text is not None:
             tree = parse_filter(options.filter_text)
             compile_filter(tree, entity.schema, entity.type_name)  # type-check the whole expression first
-            residual = []
-            for part in conjuncts(tree):
-                bound = field_bound(part)
-                narrowed = None
-                if bound is not None and bound[3] in ("int", "decimal", "datetime"):
-                    narrowed = source.index_range(bound[0], bound[1], bound[2])
-                if narrowed is None:
-                    residual.append(part)
-                else:  # an empty range when the bounds do not overlap
-                    window = range(max(window.start, narrowed.start), min(window.stop, narrowed.stop))
+            tests: list[Callable[[int], bool]] = []
+            window, rest = _narrow(source, tree, range(len(source)), tests)
             indices = window
-            if residual:
-                rest = residual[0] if len(residual) == 1 else BoolOp("and", tuple(residual))
-                predicate = compile_filter(rest, entity.schema, entity.type_name)
-                key = (entity.name, "filter", repr(rest), window.start, window.stop)
-                indices = self._cached(entity, key, lambda: [i for i in window if predicate(source.row(i))])
+            if (rest is not None or tests) and len(window):
+                predicate = None if rest is None else compile_filter(rest, entity.schema, entity.type_name)
+                scan = getattr(source, "scan_row", source.row)  # the row without navigation properties
+
+                def matches(index: int) -> bool:
+                    if not all(test(index) for test in tests):
+                        return False
+                    return predicate is None or predicate(scan(index))
+
+                key = (entity.name, "filter", options.filter_text, window.start, window.stop)
+                indices = self._cached(entity, key, lambda: [i for i in window if matches(i)])
         if options.orderby:
             indices = self._ordered(entity, source, indices, options)
         return indices
@@ -326,10 +351,12 @@ class QueryService:
             return indices[::-1] if keys[0][1] else indices
         cache_key = (entity.name, "order", options.filter_text, tuple(keys), len(indices))
 
+        scan = getattr(source, "scan_row", source.row)
+
         def sort() -> list[int]:
             ordered = list(indices)
             for name, descending in reversed(keys):  # stable sorts, least significant key first
-                ordered.sort(key=lambda i: _sort_key(source.row(i).get(name)), reverse=descending)
+                ordered.sort(key=lambda i: _sort_key(scan(i).get(name)), reverse=descending)
             return ordered
 
         return self._cached(entity, cache_key, sort)
@@ -377,7 +404,7 @@ class QueryService:
         if not isinstance(key, Literal):
             raise ODataError(f"'{key_text}' is not a key literal.")
         source = entity.source()
-        if isinstance(source, d.OrderSource):
+        if isinstance(source, o.OrderSource):
             found = (
                 [source.row(key.value - 1)]
                 if isinstance(key.value, int) and 0 < key.value <= len(source)
@@ -423,6 +450,53 @@ class QueryService:
             lines.append("</EntityType>")
         lines.append("</Schema></edmx:DataServices></edmx:Edmx>")
         return Reply(200, "\n".join(lines).encode(), content_type="application/xml; charset=utf-8")
+
+
+def _narrow(
+    source: Source, node: Node, full: range, tests: list[Callable[[int], bool]]
+) -> tuple[range, Node | None]:
+    """The index window that can hold rows matching ``node``, and what is left to test on each row.
+
+    ``and`` operands on fields the source can bound narrow the window: exactly (``index_range``, the
+    operand is then dropped) or as a superset (``candidate_range``, the operand is kept). A bound on a field
+    in the source's ``null_tests`` (``Updated`` of orders: within its candidate range the bound holds exactly
+    when the value is not null) becomes a cheap per-index test appended to ``tests`` instead of a row test.
+    An ``or`` narrows to the span of its operands' windows and is always kept. Anything else is kept and
+    scanned: a ``$filter`` with ``or`` or ``eq null`` stays correct, it only reads more rows.
+    """
+    if isinstance(node, BoolOp) and node.op == "or":
+        spans = [w for w in (_narrow(source, item, full, [])[0] for item in node.items) if len(w)]
+        if not spans:
+            return range(0), None
+        return range(min(w.start for w in spans), max(w.stop for w in spans)), node
+    window = full
+    residual: list[Node] = []
+    for part in conjuncts(node):
+        bound = field_bound(part)
+        narrowed: range | None = None
+        exact = False
+        if bound is not None and bound[3] in ("int", "decimal", "datetime"):
+            narrowed = source.index_range(bound[0], bound[1], bound[2])
+            exact = narrowed is not None
+            candidate = getattr(source, "candidate_range", None)
+            if narrowed is None and candidate is not None:
+                narrowed = candidate(bound[0], bound[1], bound[2])
+                null_test = getattr(source, "null_tests", {}).get(bound[0])
+                if narrowed is not None and null_test is not None:
+                    exact = True
+                    if null_test not in tests:
+                        tests.append(null_test)
+        elif isinstance(part, BoolOp) and part.op == "or":
+            narrowed = _narrow(source, part, full, [])[0]
+        if narrowed is not None:  # an empty range when the bounds do not overlap
+            window = range(
+                max(window.start, narrowed.start), max(window.start, min(window.stop, narrowed.stop))
+            )
+        if not exact:
+            residual.append(part)
+    if not residual:
+        return window, None
+    return window, residual[0] if len(residual) == 1 else BoolOp("and", tuple(residual))
 
 
 def _select_list(allowed: set[str], type_name: str, text: str | None) -> list[str] | None:

@@ -13,9 +13,13 @@ Routes (everything but ``/identity`` and ``/_sim/`` passes the API gate first):
   ``WWW-Authenticate: Bearer error="invalid_token"``), then the ``ApplicationId`` header (also
   ``application-id``; names are case-insensitive): missing or not numeric -> 400, another application than
   the simulator's -> 403 (an OAuth user only reaches the applications it was granted).
-* ``GET /commerce/metadata/1.1/GetApplication`` -> ``{"ApplicationId": id, "Name": ...}``
+* ``GET /commerce/metadata/1.1/GetApplication`` -> the published Application shape (:mod:`.application`)
 * ``GET /commerce/query/2.0/...`` -> :mod:`.query` (optional own rate limit: 429)
-* ``/commerce/connect/4.0/...`` -> :mod:`.connect`
+* ``/commerce/connect/4.0/...`` -> :mod:`.connect`: the 9 imports (``Product/...``, ``Customer/...``,
+  ``Supplier/ImportProducts``), ``Job/Get`` and ``Job/GetLog``. Connect options: ``require_field_masks``
+  (400 for a header without its main ``...FieldsThatAreSet``; a test aid, Norce accepts it and writes no
+  field), ``job_insert_spelling`` (``Insert``, ``Inserts`` or ``both`` in Job/Get) and ``onhand_set`` (the
+  Query name of the on-hand set, unpublished; default ``Products/ProductSkuOnHands``).
 * ``/_sim/`` (no auth, not counted): ``GET counters``, ``POST reset`` (``?rate_limits=true`` also refills the
   rate-limit buckets), ``GET|POST|DELETE faults``, ``POST revoke``, ``GET info``.
 """
@@ -33,9 +37,10 @@ from urllib.parse import parse_qs, quote, urlencode
 
 from airflow_provider_norce.testing import connect as connect_api
 from airflow_provider_norce.testing import query as query_api
+from airflow_provider_norce.testing.application import application_payload
 from airflow_provider_norce.testing.clock import SimTime
 from airflow_provider_norce.testing.counters import Counters
-from airflow_provider_norce.testing.data import DEFAULT_ORDERS_END, DEFAULT_ORDERS_START, Catalog, OrderSource
+from airflow_provider_norce.testing.data import DEFAULT_ONHAND_SET, Catalog
 from airflow_provider_norce.testing.faults import Fault, FaultRegistry, make_fault
 from airflow_provider_norce.testing.identity import (
     DEFAULT_SCOPES,
@@ -44,6 +49,7 @@ from airflow_provider_norce.testing.identity import (
     TokenBucket,
     retry_after_seconds,
 )
+from airflow_provider_norce.testing.orders import DEFAULT_ORDERS_END, DEFAULT_ORDERS_START, OrderSource
 from airflow_provider_norce.testing.replies import Reply, json_reply, message_error, odata_error
 
 if TYPE_CHECKING:
@@ -181,6 +187,10 @@ class NorceSimulator:
         orders_start: str = DEFAULT_ORDERS_START,
         orders_end: str = DEFAULT_ORDERS_END,
         application_name: str = "Norce simulator",
+        other_application_id: int | None = None,
+        require_field_masks: bool = False,
+        job_insert_spelling: str = "Insert",
+        onhand_set: str = DEFAULT_ONHAND_SET,
     ) -> None:
         self.host = host
         self.port = port
@@ -203,12 +213,25 @@ class NorceSimulator:
             standard_jwt=standard_jwt,
             require_scope=require_scope,
         )
-        self.catalog = Catalog(products, customers, seed)
+        self.catalog = Catalog(products, customers, seed, onhand_set)
         self.orders = OrderSource(
-            orders, seed, self.catalog.initial_part_nos, customers, orders_start, orders_end
+            orders,
+            seed,
+            self.catalog.initial_part_nos,
+            customers,
+            self.application_id,
+            other_application_id,
+            orders_start,
+            orders_end,
         )
         self.query = query_api.QueryService(query_api.build_entity_sets(self.orders, self.catalog), page_size)
-        self.connect = connect_api.ConnectService(self.catalog, self.time, job_duration)
+        self.connect = connect_api.ConnectService(
+            self.catalog,
+            self.time,
+            job_duration,
+            require_field_masks=require_field_masks,
+            insert_spelling=job_insert_spelling,
+        )
         self.query_limiter = (
             TokenBucket(query_rate_limit[1], query_rate_limit[0], self.time.now) if query_rate_limit else None
         )
@@ -407,7 +430,7 @@ class NorceSimulator:
         if lowered == METADATA_APPLICATION:
             if method != "GET":
                 return message_error(405, "Use GET.", {"Allow": "GET"})
-            return json_reply(200, {"ApplicationId": self.application_id, "Name": self.application_name})
+            return json_reply(200, application_payload(self.application_id, self.application_name))
         if lowered.startswith(connect_api.PREFIX):
             return self._connect(method, path[len(connect_api.PREFIX) :], query, headers, body)
         return message_error(404, f"No HTTP resource was found that matches the request URI '{path}'.")

@@ -69,3 +69,26 @@ def test_simulator_and_plugin_import_without_airflow_or_requests():
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == "[]"
+
+
+def test_cli_contract_options_reach_the_simulator():
+    from airflow_provider_norce.testing.__main__ import build_parser
+    from airflow_provider_norce.testing.simulator import NorceSimulator
+
+    argv = [
+        "serve",
+        "--allowed-scopes",
+        "prod,stage",
+        "--require-field-masks",
+        "--job-insert-spelling",
+        "both",
+    ]
+    argv += ["--onhand-set", "Products/ClientProductSkuOnHands"]
+    options = vars(build_parser().parse_args(argv))
+    del options["command"]
+    assert options["allowed_scopes"] == ("prod", "stage")
+    assert options["require_field_masks"] is True and options["job_insert_spelling"] == "both"
+    sim = NorceSimulator(**options)  # every option is a keyword the simulator takes
+    assert "Products/ClientProductSkuOnHands" in sim.query.sets
+    defaults = vars(build_parser().parse_args(["serve"]))
+    assert "allowed_scopes" not in defaults and "onhand_set" not in defaults  # the simulator's own defaults

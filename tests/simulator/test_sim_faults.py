@@ -150,7 +150,7 @@ def test_after_processing_creates_the_job_then_fails_the_answer(make_sim):
     sim, client = make_sim(job_duration=0)
     client.token()
     sim.add_fault("connect", "503", count=1, after_processing=True)
-    items = [{"PartNo": "100001", "WarehouseCode": "MAIN", "OnhandValue": 5}]
+    items = [{"PartNo": "100001", "WarehouseCode": "MAIN", "LocationCode": "MAIN", "OnhandValue": 5}]
     assert client.import_("Product/ImportOnhands", items).status_code == 503
     assert sim.counters()["jobs_created"] == 1
     assert client.job(1001)["StatusId"] == 2, "the import was processed although the client saw a 503"

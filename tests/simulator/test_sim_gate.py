@@ -11,8 +11,9 @@ def test_get_application_answers_for_the_header_id(make_sim):
     _, client = make_sim(application_id=777)
     response = client.get(PATH)
     assert response.status_code == 200
-    assert response.json()["ApplicationId"] == 777
-    assert response.json()["Name"]
+    application = response.json()
+    assert application["Id"] == 777 and application["ParentId"] == 777
+    assert application["Name"]
 
 
 @pytest.mark.parametrize("auth", [None, "", "Bearer", "Bearer not-a-token", "Basic abc", "bearer xyz"])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from datetime import datetime, timezone
+from pathlib import Path
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
@@ -11,6 +12,17 @@ import pytest
 from airflow_provider_norce.testing import NorceSimulator
 
 ORDERS = "Orders/Orders"
+CONTRACTS = Path(__file__).resolve().parents[1] / "norce_contracts"
+#: A subset of the documented 2.0 Order fields (tests/norce_contracts/query.json), in the simulator's order.
+ORDER_FIELDS = (
+    "Id", "ClientId", "ApplicationId", "OrderNo", "OrderDate", "BuyerCustomerId", "BuyerCompanyId", "StatusId",
+    "CurrencyId", "VatRate", "FreightCost", "PaymentMethodId", "DeliveryCountryId", "DeliveryZipCode",
+    "IsForgotten", "Created", "Updated",
+)  # fmt: skip
+ITEM_FIELDS = (
+    "Id", "OrderId", "LineNumber", "StatusId", "PartNo", "ProductName", "QtyOrdered", "CurrencyId", "VatRate",
+    "PriceSale", "LineAmount", "ClientId", "Created", "Updated",
+)  # fmt: skip
 WINDOW = "Updated ge 2026-11-10T00:00:00Z and Updated lt 2026-11-12T00:00:00Z"
 
 
@@ -25,7 +37,7 @@ def test_window_filter_count_equals_brute_force(make_sim):
     assert pages == 6
     low = datetime(2026, 11, 10, tzinfo=timezone.utc)
     high = datetime(2026, 11, 12, tzinfo=timezone.utc)
-    expected = [row["Id"] for row in everything if low <= _ts(row["Updated"]) < high]
+    expected = [row["Id"] for row in everything if row["Updated"] and low <= _ts(row["Updated"]) < high]
     assert expected
     rows, _ = client.all_pages(ORDERS, **{"$filter": WINDOW})
     assert [row["Id"] for row in rows] == expected
@@ -37,12 +49,10 @@ def test_scanned_filter_matches_brute_force_across_pages(make_sim):
     _, client = make_sim(orders=2500)
     everything, _ = client.all_pages(ORDERS)
     expected = [
-        r["Id"]
-        for r in everything
-        if r["StatusId"] == 3 and (r["Currency"] == "EUR" or r["TotalAmount"] > 2000)
+        r["Id"] for r in everything if r["StatusId"] == 5 and (r["CurrencyId"] == 3 or r["FreightCost"] > 0)
     ]
     rows, pages = client.all_pages(
-        ORDERS, **{"$filter": "StatusId eq 3 and (Currency eq 'EUR' or TotalAmount gt 2000)"}
+        ORDERS, **{"$filter": "StatusId eq 5 and (CurrencyId eq 3 or FreightCost gt 0)"}
     )
     assert [row["Id"] for row in rows] == expected
     assert pages == -(-len(expected) // 500)
@@ -90,42 +100,93 @@ def test_page_size_is_configurable(make_sim):
 
 def test_skip_top_and_orderby(make_sim):
     _, client = make_sim(orders=100)
-    page = client.query(ORDERS, **{"$orderby": "Updated desc", "$skip": "5", "$top": "3"}).json()
+    page = client.query(ORDERS, **{"$orderby": "Id desc", "$skip": "5", "$top": "3"}).json()
     assert [r["Id"] for r in page["value"]] == [95, 94, 93]
-    by_amount = client.query(
-        ORDERS, **{"$orderby": "TotalAmount desc,Id", "$select": "Id,TotalAmount"}
-    ).json()
-    amounts = [r["TotalAmount"] for r in by_amount["value"]]
-    assert amounts == sorted(amounts, reverse=True)
-    by_customer = client.query(ORDERS, **{"$orderby": "CustomerId asc, Id desc"}).json()["value"]
-    keys = [(r["CustomerId"], -r["Id"]) for r in by_customer]
+    by_date = client.query(ORDERS, **{"$orderby": "OrderDate desc,Id", "$select": "Id,OrderDate"}).json()
+    dates = [_ts(r["OrderDate"]) for r in by_date["value"]]
+    assert dates == sorted(dates, reverse=True)
+    by_updated = client.query(ORDERS, **{"$orderby": "Updated", "$select": "Id,Updated"}).json()["value"]
+    nulls = [r for r in by_updated if r["Updated"] is None]
+    assert nulls and by_updated[: len(nulls)] == nulls, "null sorts first in ascending order"
+    by_customer = client.query(ORDERS, **{"$orderby": "BuyerCustomerId asc, Id desc"}).json()["value"]
+    keys = [(r["BuyerCustomerId"], -r["Id"]) for r in by_customer]
     assert keys == sorted(keys)
     beyond = client.query(ORDERS, **{"$skip": "1000"}).json()
     assert beyond["value"] == []
 
 
-def test_updated_is_monotonic_and_orders_carry_items(make_sim):
+def test_orders_have_documented_fields_and_updated_is_monotonic_or_null(make_sim):
     _, client = make_sim(orders=600)
     rows, _ = client.all_pages(ORDERS)
-    stamps = [_ts(r["Updated"]) for r in rows]
-    assert stamps == sorted(stamps)
-    assert stamps[0] == datetime(2026, 11, 1, tzinfo=timezone.utc)
-    assert stamps[-1] < datetime(2026, 12, 1, tzinfo=timezone.utc)
-    order = rows[0]
-    assert set(order) == {
-        "Id",
-        "OrderNo",
-        "Created",
-        "Updated",
-        "StatusId",
-        "CustomerId",
-        "Currency",
-        "TotalAmount",
-        "Items",
-    }
-    assert 1 <= len(order["Items"]) <= 3
-    assert order["TotalAmount"] == pytest.approx(sum(item["Amount"] for item in order["Items"]))
-    assert all(_ts(r["Created"]) <= _ts(r["Updated"]) for r in rows)
+    assert set(rows[0]) == set(ORDER_FIELDS), "PascalCase 2.0 fields; Items only with $expand"
+    assert all(isinstance(r["Id"], int) for r in rows), "Id is an integer (3.0 docs, third-party INT64)"
+    updated = [_ts(r["Updated"]) for r in rows if r["Updated"] is not None]
+    never_updated = [r for r in rows if r["Updated"] is None]
+    assert updated == sorted(updated)
+    assert updated[0] >= datetime(2026, 11, 1, tzinfo=timezone.utc)
+    assert updated[-1] < datetime(2026, 12, 1, tzinfo=timezone.utc)
+    assert 0 < len(never_updated) < len(rows) // 4, "some orders were never updated (Updated null)"
+    assert all(_ts(r["Created"]) <= _ts(r["Updated"]) for r in rows if r["Updated"] is not None)
+    assert all(r["OrderDate"] == r["Created"] for r in rows)
+
+
+def test_order_items_come_only_through_expand(make_sim):
+    _, client = make_sim(orders=50)
+    expanded = client.query(ORDERS, **{"$expand": "Items", "$top": "20"}).json()["value"]
+    for order in expanded:
+        assert 1 <= len(order["Items"]) <= 3
+        assert [item["LineNumber"] for item in order["Items"]] == list(range(1, len(order["Items"]) + 1))
+        for item in order["Items"]:
+            assert set(item) == set(ITEM_FIELDS)
+            assert item["OrderId"] == order["Id"]
+            assert item["LineAmount"] == pytest.approx(item["QtyOrdered"] * item["PriceSale"])
+    narrowed = client.query(
+        ORDERS, **{"$expand": "Items($select=PartNo,QtyOrdered;$filter=LineNumber eq 1)", "$top": "3"}
+    ).json()["value"]
+    assert [len(order["Items"]) for order in narrowed] == [1, 1, 1]
+    assert all(set(order["Items"][0]) == {"PartNo", "QtyOrdered"} for order in narrowed)
+    selected = client.query(ORDERS, **{"$select": "Id", "$expand": "Items", "$top": "2"}).json()["value"]
+    assert set(selected[0]) == {"Id", "Items"}
+    assert client.query("Orders/OrderItems").status_code == 404, "no standalone OrderItem set (third-party)"
+    assert client.query(ORDERS, **{"$filter": "Items eq null"}).status_code == 400
+
+
+def test_application_header_does_not_filter_orders_but_a_filter_does(make_sim):
+    _, client = make_sim(orders=1200, application_id=55, other_application_id=66)
+    everything, _ = client.all_pages(ORDERS)
+    apps = {r["ApplicationId"] for r in everything}
+    assert apps == {55, 66}, "the applicationId header only sets context (third-party observation)"
+    mine, _ = client.all_pages(ORDERS, **{"$filter": "ApplicationId eq 55"})
+    assert [r["Id"] for r in mine] == [r["Id"] for r in everything if r["ApplicationId"] == 55]
+    assert len(mine) > len(everything) // 2
+
+
+def test_updated_with_created_fallback_matches_brute_force(make_sim):
+    sim, client = make_sim(orders=3000)
+    everything, _ = client.all_pages(ORDERS)
+    low = datetime(2026, 11, 10, tzinfo=timezone.utc)
+    high = datetime(2026, 11, 12, tzinfo=timezone.utc)
+
+    def in_window(row: dict) -> bool:
+        stamp = row["Updated"] if row["Updated"] is not None else row["Created"]
+        return row["ApplicationId"] == sim.application_id and low <= _ts(stamp) < high
+
+    expected = [r["Id"] for r in everything if in_window(r)]
+    assert any(r["Updated"] is None for r in everything if r["Id"] in set(expected))
+    text = (
+        f"ApplicationId eq {sim.application_id} and ((Updated ge 2026-11-10T00:00:00Z and Updated lt "
+        "2026-11-12T00:00:00Z) or (Updated eq null and Created ge 2026-11-10T00:00:00Z and Created lt "
+        "2026-11-12T00:00:00Z))"
+    )
+    rows, _ = client.all_pages(ORDERS, **{"$filter": text})
+    assert [r["Id"] for r in rows] == expected
+    nulls, _ = client.all_pages(ORDERS, **{"$filter": "Updated eq null", "$select": "Id"})
+    assert [r["Id"] for r in nulls] == [r["Id"] for r in everything if r["Updated"] is None]
+    either, _ = client.all_pages(ORDERS, **{"$filter": "Updated ge 2026-11-29T00:00:00Z or Id le 3"})
+    expected_either = [
+        r["Id"] for r in everything if r["Id"] <= 3 or (r["Updated"] or "") >= "2026-11-29T00:00:00Z"
+    ]
+    assert [r["Id"] for r in either] == expected_either
 
 
 def test_data_is_deterministic_from_the_seed():
@@ -143,17 +204,24 @@ def test_a_million_orders_are_lazy_and_queryable(make_sim):
     last = client.query(ORDERS + "(1000000)").json()
     assert last["Id"] == 1_000_000
     window = client.query(ORDERS, **{"$filter": "Updated ge 2026-11-30T23:00:00Z", "$count": "true"}).json()
-    assert window["@odata.count"] == pytest.approx(1_000_000 / 720, abs=2)  # one hour of a 30-day spread
+    last_hour = [sim.orders.scan_row(i)["Updated"] for i in range(1_000_000 - 1500, 1_000_000)]
+    expected = sum(1 for stamp in last_hour if stamp is not None and stamp >= "2026-11-30T23:00:00Z")
+    assert window["@odata.count"] == expected
+    assert expected == pytest.approx(
+        1_000_000 / 720 * 7 / 8, rel=0.1
+    )  # an hour of 30 days; 1/8 never updated
     assert window["value"][0]["Updated"] >= "2026-11-30T23:00:00Z"
     ids = client.query(ORDERS, **{"$filter": "Id gt 999990 and Id le 999995", "$select": "Id"}).json()
     assert [r["Id"] for r in ids["value"]] == [999991, 999992, 999993, 999994, 999995]
 
 
 def test_orders_window_is_configurable(make_sim):
-    _, client = make_sim(orders=10, orders_start="2025-01-01T00:00:00Z", orders_end="2025-01-02T00:00:00Z")
+    sim, client = make_sim(orders=10, orders_start="2025-01-01T00:00:00Z", orders_end="2025-01-02T00:00:00Z")
     rows, _ = client.all_pages(ORDERS)
-    assert rows[0]["Updated"] == "2025-01-01T00:00:00Z"
-    assert rows[-1]["Updated"].startswith("2025-01-01T21:36")
+    changed = [r["Updated"] or r["Created"] for r in rows]
+    assert all("2024-12-29T00:00:00Z" <= r["Created"] < "2025-01-02T00:00:00Z" for r in rows)
+    assert all("2025-01-01T00:00:00Z" <= stamp < "2025-01-02T00:00:00Z" for stamp in changed)
+    assert sim.orders.slot_epoch(9) - sim.orders.slot_epoch(0) == 9 * 8640
 
 
 @pytest.mark.parametrize(
@@ -199,18 +267,22 @@ def test_query_is_read_only(make_sim):
 
 
 def test_catalog_entity_sets_and_expand(make_sim):
-    _, client = make_sim(products=20, customers=5)
+    sim, client = make_sim(products=20, customers=5)
     products = client.query("Products/Products").json()["value"]
-    assert len(products) == 20
-    assert {"Id", "ManufacturerPartNo", "Name", "IsActive"} <= set(products[0])
+    assert len(products) == len({sku["ProductId"] for sku in sim.catalog.skus.values()}), (
+        "one row per variant"
+    )
+    assert {"Id", "ManufacturerPartNo", "Code", "DefaultName", "IsActive", "Created", "Updated"} <= set(
+        products[0]
+    )
     skus = client.query("Products/ProductSkus").json()["value"]
     assert skus and "OnHand" not in skus[0] and "PriceLists" not in skus[0], "navigation needs $expand"
     expanded = client.query(
-        "Products/ProductSkus", **{"$expand": "OnHand,PriceLists($select=PriceListCode,PriceSale)"}
+        "Products/ProductSkus", **{"$expand": "OnHand,PriceLists($select=PriceListId,PriceSale)"}
     )
     first = expanded.json()["value"][0]
-    assert first["OnHand"][0]["WarehouseCode"] == "MAIN"
-    assert set(first["PriceLists"][0]) == {"PriceListCode", "PriceSale"}
+    assert (first["OnHand"][0]["WarehouseId"], first["OnHand"][0]["LocationId"]) == (1, 1)
+    assert set(first["PriceLists"][0]) == {"PriceListId", "PriceSale"}
     one = client.query(
         f"Products/ProductSkus('{first['PartNo']}')", **{"$expand": "PriceLists($filter=IsActive eq false)"}
     )
@@ -218,7 +290,8 @@ def test_catalog_entity_sets_and_expand(make_sim):
     assert one.json()["PriceLists"] == []
     assert len(client.query("Customers/Customers").json()["value"]) == 5
     assert client.query("Customers/Companies").json()["value"] == []
-    assert client.query("Products/PriceLists").json()["value"][0]["Code"] == "DEFAULT"
+    price_lists = client.query("Application/ClientPriceLists").json()["value"]
+    assert [(p["Agreement"], p["PriceListId"]) for p in price_lists] == [("DEFAULT", 1)]
     assert client.query("Products/ProductSkus", **{"$filter": "startswith(PartNo,'1000')"}).status_code == 200
 
 
@@ -245,10 +318,44 @@ def test_query_rate_limit_answers_429(make_sim, clock):
 
 def test_fast_order_encoding_matches_the_row_dicts(make_sim):
     sim, client = make_sim(orders=1500, seed=3)
-    for index in (0, 1, 2, 777, 1499):
-        assert json.loads(sim.orders.row_json(index)) == sim.orders.row(index)
+    for index in range(0, 1500, 7):
+        row = sim.orders.row(index)
+        assert json.loads(sim.orders.row_json(index, ("Items",))) == row
+        del row["Items"]
+        assert json.loads(sim.orders.row_json(index)) == row
     fast = client.query(ORDERS, **{"$skip": "500"}).json()
-    all_fields = "Id,OrderNo,Created,Updated,StatusId,CustomerId,Currency,TotalAmount,Items"
-    projected = client.query(ORDERS, **{"$skip": "500", "$select": all_fields}).json()
+    projected = client.query(ORDERS, **{"$skip": "500", "$select": ",".join(ORDER_FIELDS)}).json()
     assert fast["value"] == projected["value"]
     assert fast["@odata.nextLink"].endswith("$skip=1000")
+    fast_items = client.query(ORDERS, **{"$skip": "500", "$expand": "Items"}).json()
+    slow_items = client.query(
+        ORDERS, **{"$skip": "500", "$expand": "Items", "$select": ",".join(ORDER_FIELDS)}
+    ).json()
+    assert fast_items["value"] == slow_items["value"]
+
+
+def test_order_fields_are_named_as_norce_publishes_them():
+    contracts = json.loads((CONTRACTS / "query.json").read_text())
+    sets = {
+        entry["entity_set"]: entry for entry in contracts["entity_sets"] if entry["namespace"] == "Orders"
+    }
+    orders = sets["Orders"]
+    documented = {f["name"] for f in orders["fields_from_docs_2_0"] + orders["fields_seen_elsewhere"]}
+    assert set(ORDER_FIELDS) <= documented
+    item_names = {text.split()[0] for text in sets["(OrderItem, via $expand=Items only)"]["fields"]}
+    assert set(ITEM_FIELDS) <= item_names
+
+
+def test_changed_ids_helper_agrees_with_the_rows(make_sim):
+    """The data-model helper the export tests compare with must equal a brute force over the OData rows."""
+    sim, client = make_sim(orders=2000)
+    everything, _ = client.all_pages(ORDERS)
+    low, high = "2026-11-05T00:00:00Z", "2026-11-08T00:00:00Z"
+    start, end = _ts(low).timestamp(), _ts(high).timestamp()
+    for app in (None, sim.application_id):
+        expected = [
+            r["Id"]
+            for r in everything
+            if low <= (r["Updated"] or r["Created"]) < high and app in (None, r["ApplicationId"])
+        ]
+        assert sim.orders.changed_ids(start, end, app) == expected

@@ -60,7 +60,7 @@ def test_keep_alive_reuses_one_connection(make_sim):
                 if name.lower() == "content-length":
                     length = int(value)
                 assert name.lower() != "connection" or "close" not in value
-            assert b'"ApplicationId":1234' in reader.read(length)
+            assert b'"Id":1234,' in reader.read(length)
 
 
 def test_stop_closes_idle_keep_alive_connections_and_frees_the_port():

@@ -70,7 +70,7 @@ def hook() -> dict[str, object]:
     print("ready", flush=True)
     sys.stdin.readline()
     app = norce.run_json("commerce/metadata/1.1/GetApplication")
-    return {"ok": True, "app": app.get("ApplicationId"), "token": _digest(norce.get_access_token()),
+    return {"ok": True, "app": app.get("Id"), "token": _digest(norce.get_access_token()),
             "store": type(norce.shared_store).__name__}  # fmt: skip
 
 
