@@ -86,14 +86,19 @@ class FileItems:
         return sum(1 for _ in self)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
+        return (item for _, item in self.numbered())
+
+    def numbered(self) -> Iterator[tuple[int | None, dict[str, Any]]]:
+        """The items with their line number in a JSON-lines file (``None`` in a JSON array), so that an
+        error can point at the line to fix."""
         with self._open() as stream:
-            for number, item in enumerate(iter_json_items(stream, self.name), start=1):
+            for number, (line, item) in enumerate(iter_json_items_with_lines(stream, self.name), start=1):
                 if not isinstance(item, dict):
                     raise ValueError(
                         f"Task {self.task_id!r}: item {number} of {self.name} is a {type(item).__name__}, "
                         "not a JSON object"
                     )
-                yield item
+                yield line, item
 
 
 def _batched(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
@@ -159,12 +164,20 @@ _DECODER = json.JSONDecoder()
 
 def iter_json_items(stream: Any, name: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Any]:
     """The values of a JSON array, or of JSON lines, from a binary stream; bounded memory either way."""
+    return (value for _, value in iter_json_items_with_lines(stream, name, chunk_bytes))
+
+
+def iter_json_items_with_lines(
+    stream: Any, name: str, chunk_bytes: int = CHUNK_BYTES
+) -> Iterator[tuple[int | None, Any]]:
+    """Like :func:`iter_json_items`, each value with its 1-based line number in JSON lines (``None`` for
+    the items of a JSON array)."""
     buf = _Buffer(stream, name, chunk_bytes)
     first = buf.peek()
     if first is None:
         return
     if first == "[":
-        yield from _array_items(buf)
+        yield from ((None, value) for value in _array_items(buf))
     else:
         yield from _json_lines(buf)
 
@@ -212,7 +225,7 @@ def _decode_value(buf: _Buffer, number: int) -> Any:
         buf.more()
 
 
-def _json_lines(buf: _Buffer) -> Iterator[Any]:
+def _json_lines(buf: _Buffer) -> Iterator[tuple[int, Any]]:
     line_number = 0
     while True:
         newline = buf.text.find("\n", buf.pos)
@@ -225,7 +238,7 @@ def _json_lines(buf: _Buffer) -> Iterator[Any]:
         line_number += 1
         if line.strip():
             try:
-                yield json.loads(line)
+                yield line_number, json.loads(line)
             except ValueError as err:
                 raise ValueError(f"{buf.name}: line {line_number} is not valid JSON ({err})") from None
         if newline < 0:

@@ -33,7 +33,9 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: The Connect import methods Norce documents (``{service}/{method}`` under ``/commerce/connect/4.0/``).
+#: The Connect import methods Norce documents (``{service}/{method}`` under ``/commerce/connect/4.0/``);
+#: the same list as ``connect_contracts.import_methods()`` (a test keeps them equal), spelled out here so
+#: that checking a method name at DAG parse does not load the contracts.
 IMPORT_METHODS: tuple[str, ...] = (
     "Product/ImportProducts",
     "Product/ImportOnhands",
@@ -43,6 +45,7 @@ IMPORT_METHODS: tuple[str, ...] = (
     "Product/ImportCompetitorSkus",
     "Customer/ImportCustomers",
     "Customer/ImportCompanies",
+    "Supplier/ImportProducts",
 )
 #: ``Job/GetLog`` severities: 2 = part of a record skipped, 3 = record not imported (or the job failed).
 SEVERITY_WARNING = 2

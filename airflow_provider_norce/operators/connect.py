@@ -52,19 +52,33 @@ class NorceConnectImportOperator(BaseOperator):
     :param items: the items, a list of JSON objects (or an XComArg resolving to one).
     :param items_path: instead of ``items``: a local path or an ``ObjectStoragePath`` URI of a JSON-array or
         JSON-lines file; streamed, never loaded whole.
-    :param connect_header: the ``X-StormConnect-Header`` object; ``AccountId`` is required, ``FullFile``
-        defaults to ``false``.
+    :param connect_header: the ``X-StormConnect-Header`` object (or its JSON text), checked against Norce's
+        header for the method (:mod:`~airflow_provider_norce.connect_header`): ``AccountId`` is required,
+        unknown keys are refused, ``FullFile`` defaults to ``false`` where the header has it, enum lists may
+        be codes or names. A ``...FieldsThatAreSet`` mask left out is derived from the keys the items carry
+        (Norce writes only the fields a mask lists); a given one is kept, with a warning per item field it
+        leaves out.
     :param batch_size: items per POST (one Connect job each). A full-file import is never split.
     :param wait_for_completion: wait until every job is finished and fail if one did not succeed.
     :param allow_validation_failures: accept items Norce refused in validation (the import answer's
         ``ValidationSummary``) and jobs that ended Validation failed; they are logged, not fatal.
+    :param skip_invalid_items: items are checked against Norce's item schema before anything is posted
+        (:mod:`~airflow_provider_norce.connect_item_validation`); by default one invalid item fails the task
+        and nothing is posted. ``True`` leaves invalid items out (listed in a warning) and imports the rest;
+        invalid items never reach Norce either way. Refused with ``FullFile: true``, where a left-out item
+        would be deactivated.
+    :param fail_on_row_errors: also fail when a job ended Succeeded with Error lines in its log (rows Norce
+        did not import, e.g. an unknown SKU). Off by default, as Norce calls such a job a success; the
+        lines are logged as a warning and counted in the ``summary`` XCom either way.
     :param poll_interval: seconds between two job status checks.
     :param timeout: seconds to wait for the jobs (``None``: no limit beyond the task's own).
     :param deferrable: wait in the triggerer (:class:`~airflow_provider_norce.triggers.norce.NorceJobTrigger`)
         instead of a worker slot.
     :param norce_conn_id: the Airflow connection (type ``norce``).
 
-    Returns (XCom) the list of job ids, one per batch, as strings.
+    Returns (XCom) the list of job ids, one per batch, as strings. When it waited for the jobs it also
+    pushes the XCom key ``summary``: ``{"jobs": {job_id: summary}, "succeeded": n, "validation_failed": n,
+    "row_errors": n, "row_warnings": n}``, the last two counting the Error and Warning lines of the logs.
     """
 
     template_fields: Sequence[str] = (
@@ -75,6 +89,8 @@ class NorceConnectImportOperator(BaseOperator):
         "batch_size",
         "wait_for_completion",
         "allow_validation_failures",
+        "skip_invalid_items",
+        "fail_on_row_errors",
         "poll_interval",
         "timeout",
         "norce_conn_id",
@@ -92,6 +108,8 @@ class NorceConnectImportOperator(BaseOperator):
         batch_size: int = 1000,
         wait_for_completion: bool = True,
         allow_validation_failures: bool = False,
+        skip_invalid_items: bool = False,
+        fail_on_row_errors: bool = False,
         poll_interval: float = 10,
         timeout: float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
@@ -117,6 +135,8 @@ class NorceConnectImportOperator(BaseOperator):
         self.batch_size = batch_size
         self.wait_for_completion = wait_for_completion
         self.allow_validation_failures = allow_validation_failures
+        self.skip_invalid_items = skip_invalid_items
+        self.fail_on_row_errors = fail_on_row_errors
         self.poll_interval = poll_interval
         self.timeout = timeout
         self.deferrable = deferrable
@@ -129,10 +149,9 @@ class NorceConnectImportOperator(BaseOperator):
         from airflow_provider_norce.jobs import known_import_method, wait_for_jobs
 
         method = known_import_method(self.import_method)
-        header, full_file = build_connect_header(self.connect_header, self.task_id)
         batch_size = positive_int(self.batch_size, "batch_size", self.task_id)
-        source = self._source()
-        total = source.count()  # reads (and validates) the whole input before anything is posted
+        # reads (and validates) the whole input once, before anything is posted
+        header, full_file, source, total = self._prepare(method)
         if full_file and total == 0:
             raise NorceJobError(
                 f"Task {self.task_id!r}: a FullFile import of no items would deactivate every "
@@ -173,7 +192,7 @@ class NorceConnectImportOperator(BaseOperator):
                 else timedelta(seconds=timeout + max(60.0, 2 * poll_interval)),
             )
         jobs = wait_for_jobs(hook, job_ids, poll_interval=poll_interval, timeout=timeout)
-        return self._finish(jobs, job_ids, ledger)
+        return self._finish(context, jobs, job_ids, ledger)
 
     def execute_complete(
         self, context: Context, event: dict[str, Any] | None = None, job_ids: list[str] | None = None
@@ -190,30 +209,93 @@ class NorceConnectImportOperator(BaseOperator):
                 "job ids; nothing is posted again."
             )
         self.log.info("Norce Connect: %s", event.get("message"))
-        return self._finish(jobs, job_ids, ledger_for(context))
+        return self._finish(context, jobs, job_ids, ledger_for(context))
 
-    def _finish(self, jobs: dict[str, dict[str, Any]], job_ids: list[str], ledger: Ledger) -> list[str]:
-        from airflow_provider_norce.jobs import check_jobs
+    def _finish(
+        self, context: Context, jobs: dict[str, dict[str, Any]], job_ids: list[str], ledger: Ledger
+    ) -> list[str]:
+        from airflow_provider_norce.jobs import judge_jobs
 
         for job in jobs.values():
             self.log.info(
-                "Norce Connect job %s: %s (inserted %s, updated %s, failed %s)",
+                "Norce Connect job %s: %s (inserted %s, updated %s, failed %s; log: %s error, %s warning "
+                "line(s))",
                 job.get("job_id"),
                 job.get("status"),
                 job.get("inserts"),
                 job.get("updates"),
                 job.get("fail"),
+                job.get("row_errors", 0),
+                job.get("row_warnings", 0),
             )
-        check_jobs(
+        summary = judge_jobs(
             jobs,
+            self.log,
             allow_validation_failures=as_bool(
                 self.allow_validation_failures, "allow_validation_failures", self.task_id
             ),
+            fail_on_row_errors=as_bool(self.fail_on_row_errors, "fail_on_row_errors", self.task_id),
         )
+        ti = context.get("ti")  # always there in a task run; absent when execute() is called by hand
+        if ti is not None:
+            ti.xcom_push(key="summary", value=summary)
         ledger.clear(len(job_ids))
         return job_ids
 
     # -- posting -----------------------------------------------------------------------------------
+
+    def _prepare(self, method: str) -> tuple[str, bool, ItemSource, int]:
+        """Check the header, read every item once (validate, count what the masks govern), then complete
+        the header's masks: the header to send, FullFile, the items to post and how many there are."""
+        # Imported here, not at module level: operator modules are imported on every DAG parse.
+        from airflow_provider_norce.connect_contracts import contracts
+        from airflow_provider_norce.connect_header import finish_header, parse_connect_header
+        from airflow_provider_norce.connect_item_validation import (
+            MAX_SHOWN,
+            ItemChecker,
+            RuleContext,
+            SkippingItems,
+        )
+
+        contract = contracts().method(method)
+        parsed = parse_connect_header(self.connect_header, contract, self.task_id)
+        skip_invalid = as_bool(self.skip_invalid_items, "skip_invalid_items", self.task_id)
+        source = self._source()
+        given = {
+            m.header_field: parsed.values[m.header_field]
+            for m in contract.masks
+            if m.header_field in parsed.values
+        }
+        scan = ItemChecker(contract, RuleContext(parsed.full_file, given)).scan(source)
+        for warning in scan.warnings():
+            self.log.warning("Norce Connect %s: %s", method, warning)
+        if scan.invalid:
+            if not skip_invalid:
+                raise ValueError(scan.error_text(self.task_id))
+            if parsed.full_file:
+                raise ValueError(
+                    scan.error_text(self.task_id).split("\nFix the items")[0]
+                    + "\nskip_invalid_items cannot apply with FullFile: true: Norce would deactivate the "
+                    "items left out. Fix the items, or set FullFile to false."
+                )
+            numbers = sorted(scan.invalid)
+            self.log.warning(
+                "Norce Connect %s: skip_invalid_items=True: leaving out %d invalid item(s) of %s (items %s%s); "
+                "they are not sent to Norce:\n  %s",
+                method,
+                len(numbers),
+                source.name,
+                ", ".join(map(str, numbers[:MAX_SHOWN])),
+                ", ..." if len(numbers) > MAX_SHOWN else "",
+                "\n  ".join(scan.errors),
+            )
+            source = SkippingItems(source, scan.invalid)
+        plan = finish_header(parsed, scan.usage)
+        for line in plan.info:
+            self.log.info("Norce Connect %s header: %s", method, line)
+        for line in plan.warnings:
+            self.log.warning("Norce Connect %s: %s", method, line)
+        return plan.header, plan.full_file, source, scan.valid
 
     def _source(self) -> ItemSource:
         if self.items_path is not None:
@@ -362,33 +444,3 @@ def _answer_from_record(recorded: dict[str, Any]) -> ImportAnswer:
         validation_failures=int(recorded.get("validation_failures") or 0),
         messages=list(recorded.get("messages") or []),
     )
-
-
-# -- the header ------------------------------------------------------------------------------------
-
-
-def build_connect_header(header: Any, task_id: str) -> tuple[str, bool]:
-    """The one-line ``X-StormConnect-Header`` JSON and whether it is a full-file import."""
-    if isinstance(header, str):
-        try:
-            header = json.loads(header)
-        except ValueError as err:
-            raise ValueError(f"Task {task_id!r}: connect_header is not valid JSON ({err})") from None
-    if not isinstance(header, dict):
-        raise ValueError(
-            f"Task {task_id!r}: connect_header must be an object such as "
-            '{"AccountId": 1, "FullFile": false}, got ' + type(header).__name__
-        )
-    header = dict(header)
-    account = header.get("AccountId")
-    if account is None or account == "":
-        raise ValueError(
-            f"Task {task_id!r}: connect_header lacks AccountId, which Norce Connect requires; set it to your "
-            'Norce account id, e.g. {"AccountId": 1}'
-        )
-    if isinstance(account, str) and account.strip().isdigit():
-        header["AccountId"] = account = int(account.strip())
-    if not isinstance(account, int) or isinstance(account, bool):
-        raise ValueError(f"Task {task_id!r}: connect_header AccountId must be an integer, got {account!r}")
-    header["FullFile"] = as_bool(header.get("FullFile", False), "connect_header FullFile", task_id)
-    return json.dumps(header, separators=(",", ":"), ensure_ascii=True), header["FullFile"]

@@ -65,8 +65,9 @@ def use_simulator(monkeypatch: pytest.MonkeyPatch, sim: Any, **extra: Any) -> No
     PROCESS_TOKEN_CACHE.limiter.tat = 0.0
 
 
-def onhand(part_no: str, value: float, warehouse: str = "MAIN") -> dict[str, Any]:
-    return {"PartNo": part_no, "WarehouseCode": warehouse, "OnhandValue": value}
+def onhand(part_no: str, value: float, warehouse: str = "MAIN", location: str = "MAIN") -> dict[str, Any]:
+    """An on-hand item as Norce's contract wants it (PartNo, WarehouseCode and LocationCode are required)."""
+    return {"PartNo": part_no, "WarehouseCode": warehouse, "LocationCode": location, "OnhandValue": value}
 
 
 def post_jobs(items: list[dict[str, Any]], **kwargs: Any) -> list[str]:
@@ -83,6 +84,22 @@ def post_jobs(items: list[dict[str, Any]], **kwargs: Any) -> list[str]:
         allow_validation_failures=True,
         **kwargs,
     ).execute({})
+
+
+def post_unchecked(items: list[Any], header: dict[str, Any] | None = None) -> list[str]:
+    """POST ``items`` as one ImportOnhands job straight through the hook, without the operator's checks:
+    for jobs that Norce itself must refuse in validation (the operator never sends such items)."""
+    from airflow_provider_norce.hooks.norce import NorceHook
+
+    hook = NorceHook(CONN_ID)
+    header = header or {"AccountId": 1, "FullFile": False, "SkuOnhandFieldsThatAreSet": [3]}
+    response = hook.run(
+        hook.service_url("connect") + "Product/ImportOnhands",
+        method="POST",
+        data=json.dumps(items).encode("utf-8"),
+        headers={"X-StormConnect-Header": json.dumps(header), "Content-Type": "application/json"},
+    )
+    return [str(response.json()["JobId"])]
 
 
 def imports(sim: Any, method: str = "Product/ImportOnhands") -> int:
@@ -118,3 +135,52 @@ def sku_rows(sim: Any, **params: Any) -> dict[str, dict[str, Any]]:
         row["PartNo"]: row
         for row in hook.paginate(hook.service_url("query") + "Products/ProductSkus", params=params or None)
     }
+
+
+MOCK_BASE = "https://acme.api-se.norce.tech"
+
+
+def mock_norce(
+    requests_mock: Any, monkeypatch: pytest.MonkeyPatch, method: str = "Product/ImportOnhands"
+) -> Any:
+    """Point ``norce_default`` at a requests-mock Norce that accepts one import method (job id ``12``);
+    returns the import route, whose ``request_history`` holds what was posted (header and body)."""
+    conn = {
+        "conn_type": "norce",
+        "host": "acme",
+        "login": "client-1",
+        "password": "pw",
+        "extra": {"token_cache": "process", "max_attempts": 1},
+    }
+    monkeypatch.setenv(f"AIRFLOW_CONN_{CONN_ID.upper()}", json.dumps(conn))
+    PROCESS_TOKEN_CACHE.clear()
+    requests_mock.post(
+        f"{MOCK_BASE}/identity/1.0/connect/token",
+        json={"access_token": "tok", "expires_in": 600, "token_type": "Bearer"},
+    )
+    return requests_mock.post(
+        f"{MOCK_BASE}/commerce/connect/4.0/{method}",
+        json={"StatusCode": "Success", "Description": "", "JobId": "12", "ValidationSummary": None},
+    )
+
+
+def sent_headers(route: Any) -> list[dict[str, Any]]:
+    """The ``X-StormConnect-Header`` of every import POST, parsed."""
+    return [json.loads(r.headers["X-StormConnect-Header"]) for r in route.request_history]
+
+
+def sent_items(route: Any) -> list[dict[str, Any]]:
+    """Every item of every import POST, in order."""
+    return [item for r in route.request_history for item in r.json()]
+
+
+#: Query's ids of the simulator's seeded warehouse ``MAIN`` and its location ``MAIN``.
+MAIN_WAREHOUSE_ID = MAIN_LOCATION_ID = 1
+
+
+def main_stock(rows: dict[str, dict[str, Any]], part_no: str) -> float | None:
+    """The ``OnHandValue`` of ``part_no`` at MAIN/MAIN in ``sku_rows(sim, $expand="OnHand")``."""
+    for row in rows[part_no].get("OnHand") or []:
+        if (row.get("WarehouseId"), row.get("LocationId")) == (MAIN_WAREHOUSE_ID, MAIN_LOCATION_ID):
+            return row.get("OnHandValue")
+    return None

@@ -66,7 +66,7 @@ def test_resume_without_defer_kwargs_uses_the_event(sim):
 
 
 def test_deferred_failure_fails_with_error_lines(sim):
-    op = make(items=[{"PartNo": "FAIL-7", "WarehouseCode": "MAIN", "OnhandValue": 1}])
+    op = make(items=[onhand("FAIL-7", 1)])
     deferral = deferred(op, {})
     event = run_trigger(rebuild_trigger(deferral.trigger))[0].payload
     with pytest.raises(NorceJobError, match=r"ended Failed .*importing 'FAIL-7' failed"):

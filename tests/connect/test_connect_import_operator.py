@@ -6,7 +6,7 @@ import json
 import math
 
 import pytest
-from norce_connect_support import DictStateStore, imports, onhand, sku_rows, use_simulator
+from norce_connect_support import DictStateStore, imports, main_stock, onhand, sku_rows, use_simulator
 
 from airflow_provider_norce.exceptions import NorceJobError
 from airflow_provider_norce.jobs import IMPORT_METHODS
@@ -38,18 +38,17 @@ def test_items_list_posts_batches_and_waits(sim):
     assert sim.counters()["jobs_created"] == 3
     rows = sku_rows(sim, **{"$expand": "OnHand"})
     for i in range(7):
-        onhand_main = [o for o in rows[str(100001 + i)]["OnHand"] if o["WarehouseCode"] == "MAIN"]
-        assert onhand_main[0]["OnhandValue"] == 500 + i
+        assert main_stock(rows, str(100001 + i)) == 500 + i
 
 
-def test_header_is_one_line_json_with_fullfile_false_added(sim):
-    from airflow_provider_norce.operators.connect import build_connect_header
-
-    header, full = build_connect_header({"AccountId": "7", "SkuPriceListFieldsThatAreSet": [3, 6]}, "t")
-    assert "\n" not in header and full is False
-    assert json.loads(header) == {"AccountId": 7, "SkuPriceListFieldsThatAreSet": [3, 6], "FullFile": False}
-    # the simulator (which requires both fields) takes it
-    assert make(items=[onhand("100001", 1)], connect_header='{"AccountId": 3}').execute({})
+def test_onhand_import_without_a_mask_writes_its_stock(sim):
+    """Issue 8: a stock import whose connect_header names no SkuOnhandFieldsThatAreSet used to "succeed" and
+    write nothing; the operator now derives the mask from the items, so Norce writes the stock."""
+    items = [onhand("100001", 41), {**onhand("100002", 42), "IncomingValue": 5}]
+    job_ids = make(items=items, connect_header='{"AccountId": 3}').execute({})
+    assert len(job_ids) == 1
+    rows = sku_rows(sim, **{"$expand": "OnHand"})
+    assert main_stock(rows, "100001") == 41 and main_stock(rows, "100002") == 42
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "array"])
@@ -57,9 +56,14 @@ def test_file_items_ceil_batches_and_query_shows_data(sim, tmp_path, fmt):
     n, batch = 23, 5
     items = [
         {
-            "ManufacturerPartNo": f"MPN-T{i:04d}",
-            "Name": f"Test product {i}",
-            "Skus": [{"PartNo": f"T-{i:04d}"}],
+            "ManufacturerCode": "ACME",
+            "Cultures": [{"CultureCode": "sv-SE", "Name": f"Test product {i}"}],
+            "Variants": [
+                {
+                    "ManufacturerPartNo": f"MPN-T{i:04d}",
+                    "Skus": [{"PartNo": f"T-{i:04d}", "Status": "Active", "Type": 1}],
+                }
+            ],
         }
         for i in range(n)
     ]
@@ -76,7 +80,7 @@ def test_file_items_ceil_batches_and_query_shows_data(sim, tmp_path, fmt):
     assert len(job_ids) == math.ceil(n / batch) == imports(sim, "Product/ImportProducts")
     rows = sku_rows(sim)
     assert {f"T-{i:04d}" for i in range(n)} <= set(rows)
-    assert rows["T-0007"]["ManufacturerPartNo"] == "MPN-T0007"
+    assert rows["T-0007"]["StatusId"] == 1  # Status "Active", given by name, sent as Norce reads it
 
 
 def test_object_storage_uri_is_read_too(sim, tmp_path):
@@ -117,35 +121,26 @@ def test_malformed_file_fails_before_any_post(sim, tmp_path):
     assert imports(sim) == 0
 
 
-def test_validation_failures_fail_the_task_with_messages(sim):
+def test_items_against_the_contract_fail_before_any_post(sim):
     items = [onhand("100001", 1), {"PartNo": "100002", "WarehouseCode": "MAIN", "OnhandValue": "lots"}]
-    with pytest.raises(NorceJobError, match=r"refused 1 item\(s\) in validation .*Row 2: OnhandValue"):
+    with pytest.raises(ValueError, match=r"item 2, field OnhandValue: must be a number"):
         make(items=items).execute({})
+    assert imports(sim) == 0
 
 
-def test_validation_failures_allowed(sim):
-    items = [onhand("100001", 77), {"PartNo": "100002", "WarehouseCode": "MAIN"}]
-    job_ids = make(items=items, allow_validation_failures=True).execute({})
-    assert len(job_ids) == 1
-    assert sim.connect.job_status(int(job_ids[0]))["StatusId"] == 2
+# Norce's own validation answer (ValidationSummary, jobs ending Validation failed) cannot be provoked
+# through the operator any more: the simulator follows the same contracts, and the operator never posts an
+# item they refuse. test_connect_item_validation.py drives those answers with requests-mock instead.
 
 
 def test_failing_job_fails_with_the_logs_error_lines(sim):
-    items = [onhand("100001", 1), {"PartNo": "FAIL-42", "WarehouseCode": "MAIN", "OnhandValue": 1}]
+    items = [onhand("100001", 1), onhand("FAIL-42", 1)]
     with pytest.raises(NorceJobError) as err:
         make(items=items).execute({})
     text = str(err.value)
     assert "ended Failed" in text
     assert "Row 2: importing 'FAIL-42' failed" in text
     assert "no changes were applied" in text
-
-
-def test_validation_failed_job_fails_unless_allowed(sim):
-    bad = [{"PartNo": "100001"}]  # every item invalid: the job ends Validation failed (4)
-    with pytest.raises(NorceJobError, match=r"refused 1 item\(s\) in validation"):
-        make(items=bad, allow_validation_failures=False).execute({})
-    job_ids = make(items=bad, allow_validation_failures=True).execute({})
-    assert sim.connect.job_status(int(job_ids[0]))["StatusId"] == 4
 
 
 def test_no_wait_returns_job_ids_at_once(sim):

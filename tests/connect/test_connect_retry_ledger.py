@@ -5,10 +5,12 @@ from __future__ import annotations
 
 import pytest
 from norce_connect_support import (
+    MOCK_BASE,
     CrashingStateStore,
     DictStateStore,
     WorkerKilled,
     imports,
+    mock_norce,
     onhand,
     use_simulator,
 )
@@ -94,7 +96,7 @@ def test_post_timeout_says_the_import_may_have_been_received(norce_simulator, mo
 
 
 def test_failed_job_is_posted_again_by_a_retry_and_succeeded_ones_are_not(sim):
-    items = [*ITEMS[:2], {"PartNo": "FAIL-1", "WarehouseCode": "MAIN", "OnhandValue": 1}, *ITEMS[3:]]
+    items = [*ITEMS[:2], onhand("FAIL-1", 1), *ITEMS[3:]]
     store = DictStateStore()
     with pytest.raises(NorceJobError, match="FAIL-1"):
         make(items=items).execute({"task_state_store": store})
@@ -115,13 +117,29 @@ def test_changed_batch_content_is_posted_not_confused_with_the_old_job(sim):
     assert sim.counters()["jobs_created"] == 6
 
 
-def test_validation_failures_of_a_recorded_batch_still_fail_the_retry(sim):
-    items = [onhand("100001", 1), {"PartNo": "100002", "WarehouseCode": "MAIN"}]
+def test_validation_failures_of_a_recorded_batch_still_fail_the_retry(requests_mock, monkeypatch):
+    """Norce's own ValidationSummary (requests-mock: the simulator follows the same contracts as the
+    operator's checks, so no item it refuses can be posted) is recorded and fails the retry too."""
+    mock_norce(requests_mock, monkeypatch)
+    summary = {
+        "NrOfItemsInTotal": 2,
+        "NrOfValidationFailures": 1,
+        "Messages": ["Row 2: Sku 100002 is unknown."],
+    }
+    requests_mock.post(
+        f"{MOCK_BASE}/commerce/connect/4.0/Product/ImportOnhands",
+        json={"StatusCode": "Success", "Description": "", "JobId": "21", "ValidationSummary": summary},
+    )
+    requests_mock.get(
+        f"{MOCK_BASE}/commerce/connect/4.0/Job/Get", json={"JobId": 21, "StatusId": 1, "IsFinished": False}
+    )
+    items = [onhand("100001", 1), onhand("100002", 2)]
     store = DictStateStore()
     for _ in range(2):
         with pytest.raises(NorceJobError, match="in validation"):
             make(items=items).execute({"task_state_store": store})
-    assert sim.counters()["jobs_created"] == 1
+    posts = [r for r in requests_mock.request_history if r.method == "POST" and "ImportOnhands" in r.url]
+    assert len(posts) == 1
 
 
 class FakeVariable:
@@ -144,6 +162,12 @@ class FakeVariable:
 
 class FakeTI:
     dag_id, task_id, run_id, map_index = "nightly", "import", "scheduled__2026-11-20T00:00:00+00:00", 3
+
+    def __init__(self) -> None:
+        self.pushed: dict[str, object] = {}
+
+    def xcom_push(self, key: str, value: object) -> None:
+        self.pushed[key] = value
 
 
 def test_variable_ledger_below_3_3_survives_a_retry(sim, monkeypatch):
@@ -168,6 +192,8 @@ def test_variable_ledger_below_3_3_survives_a_retry(sim, monkeypatch):
 
     assert sim.counters()["jobs_created"] == 3
     assert FakeVariable.values == {}  # deleted on success
+    summary = context["ti"].pushed["summary"]
+    assert summary["succeeded"] == len(summary["jobs"]) == 3 and summary["row_errors"] == 0
 
 
 def test_task_state_ledger_is_preferred():

@@ -5,7 +5,7 @@ from __future__ import annotations
 import time
 
 import pytest
-from norce_connect_support import onhand, post_jobs, use_simulator
+from norce_connect_support import onhand, post_jobs, post_unchecked, use_simulator
 
 from airflow_provider_norce.exceptions import NorceJobError
 from airflow_provider_norce.sensors.norce import NorceJobSensor
@@ -43,7 +43,7 @@ def test_poke_not_done_then_done_with_summary(sim):
 
 
 def test_poke_failed_job_raises_with_error_lines(sim):
-    job_ids = post_jobs([{"PartNo": "FAIL-5", "WarehouseCode": "MAIN", "OnhandValue": 1}])
+    job_ids = post_jobs([onhand("FAIL-5", 1)])
     wait_finished(sim, job_ids[0])
     with pytest.raises(NorceJobError, match=r"job \d+ ended Failed .*FAIL-5") as err:
         sensor(job_ids).poke({})
@@ -51,9 +51,9 @@ def test_poke_failed_job_raises_with_error_lines(sim):
 
 
 def test_validation_failed_job_fails_unless_allowed(sim):
-    job_ids = post_jobs([{"PartNo": "100001"}])
+    job_ids = post_unchecked([{"PartNo": "100001"}])
     wait_finished(sim, job_ids[0])
-    with pytest.raises(NorceJobError, match=r"ended Validation failed .*All 1 item"):
+    with pytest.raises(NorceJobError, match=r"ended Validation failed .*Row 1: the item failed validation"):
         sensor(job_ids).poke({})
     result = sensor(job_ids, allow_validation_failures=True).poke({})
     assert result.is_done and result.xcom_value["validation_failed"] == 1

@@ -6,7 +6,15 @@ import asyncio
 import json
 
 import pytest
-from norce_connect_support import imports, onhand, post_jobs, rebuild_trigger, run_trigger, use_simulator
+from norce_connect_support import (
+    imports,
+    onhand,
+    post_jobs,
+    post_unchecked,
+    rebuild_trigger,
+    run_trigger,
+    use_simulator,
+)
 
 from airflow_provider_norce.exceptions import NorceError
 from airflow_provider_norce.triggers.norce import NorceJobTrigger
@@ -45,9 +53,7 @@ def test_success_event_with_counts(sim):
 
 
 def test_failed_event_carries_error_lines_and_running_twice_is_harmless(sim):
-    job_ids = post_jobs(
-        [onhand("100001", 1), {"PartNo": "FAIL-9", "WarehouseCode": "MAIN", "OnhandValue": 1}]
-    )
+    job_ids = post_jobs([onhand("100001", 1), onhand("FAIL-9", 1)])
     trigger = NorceJobTrigger("norce_default", job_ids, poll_interval=0.05)
     first = run_trigger(rebuild_trigger(trigger))[0].payload
     second = run_trigger(rebuild_trigger(trigger))[0].payload  # e.g. a triggerer restart
@@ -61,7 +67,7 @@ def test_failed_event_carries_error_lines_and_running_twice_is_harmless(sim):
 
 
 def test_validation_failed_job_is_reported_not_judged(sim):
-    job_ids = post_jobs([{"PartNo": "100001"}])
+    job_ids = post_unchecked([{"PartNo": "100001"}])
     payload = run_trigger(NorceJobTrigger("norce_default", job_ids, poll_interval=0.05))[0].payload
     assert payload["status"] == "failed"
     assert payload["jobs"][job_ids[0]]["status"] == "Validation failed"

@@ -1,0 +1,397 @@
+"""Check Connect import items against Norce's item schema before anything is posted.
+
+Why: Norce answers an import at once with a job id and validates later, so a wrong item shows up as a
+failed (or silently partial) job long after the task "succeeded". Checking here names the item, the field
+path and the fix, and keeps invalid items from ever reaching Norce.
+
+What is checked, per :mod:`airflow_provider_norce.connect_contracts` (from ``connect.json item_schemas``):
+
+* required keys (``required_per_docs`` true, or .NET ``IsRequired``), nested ones included
+  (``Variants[0].Skus[0].PartNo``); ``null`` where the .NET type is not nullable;
+* types: string (and its documented maximum length), integer (int32), number, boolean, date-time string,
+  uuid string, object, array, enum (a code or a name, any case);
+* the conditional rules of the contracts' notes, in :data:`RULES`;
+* unknown keys are not errors (Norce ignores them) but draw one warning each.
+
+The same pass counts, for every mask of the method, how many objects it governs and how many carry each
+key (:class:`~airflow_provider_norce.connect_header.MaskUsage`), so the header's masks can be derived
+without keeping the items: memory stays bounded for streamed files.
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import uuid
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_norce.connect_contracts import contracts
+from airflow_provider_norce.connect_header import MaskUsage
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from airflow_provider_norce.connect_contracts import ImportContract, ItemField, ItemSchema
+    from airflow_provider_norce.connect_items import ItemSource
+
+#: Errors (and skipped items) shown in one message; the total is always given.
+MAX_SHOWN = 20
+#: Distinct unknown keys remembered (a file of random keys must not grow memory).
+MAX_UNKNOWN_KEYS = 50
+INT32 = (-(2**31), 2**31 - 1)
+#: Key spellings of the docs that .NET (what Norce reads) spells otherwise
+#: (``connect.json disagreements`` "Variant dangerous-goods key").
+KEY_HINTS = {"IsDagerousGoods": "IsDangerousGoods"}
+_DATE_TIME = re.compile(
+    r"(\d{4})-(\d{2})-(\d{2})(?:[T ](\d{2}):(\d{2})(?::(\d{2})(?:\.\d{1,7})?)?)?(Z|[+-]\d{2}:?\d{2})?"
+)
+
+
+def _text(obj: dict[str, Any], key: str) -> bool:
+    value = obj.get(key)
+    if key == "Id" and isinstance(value, int) and not isinstance(value, bool):
+        return True
+    return isinstance(value, str) and value.strip() != ""
+
+
+@dataclass(frozen=True)
+class RuleContext:
+    """What a conditional rule may need from the header: FullFile and the masks the user gave (codes)."""
+
+    full_file: bool = False
+    given_masks: dict[str, list[int]] = field(default_factory=dict)
+
+
+#: A conditional rule: the problem of one object (its schema's fields are checked already), or ``None``.
+Rule = Callable[[dict[str, Any], RuleContext], str | None]
+
+
+def _one_of(*keys: str) -> Rule:
+    def rule(obj: dict[str, Any], context: RuleContext) -> str | None:
+        if any(_text(obj, key) for key in keys):
+            return None
+        return f"needs one of {', '.join(keys)} for Norce to find or create it (none is set)"
+
+    return rule
+
+
+def _product_identified(obj: dict[str, Any], context: RuleContext) -> str | None:
+    variants = [v for v in obj.get("Variants") or [] if isinstance(v, dict)]
+    skus = [s for v in variants for s in v.get("Skus") or [] if isinstance(s, dict)]
+    if any(_text(s, "PartNo") for s in skus):
+        return None
+    if _text(obj, "ManufacturerCode") and any(_text(v, "ManufacturerPartNo") for v in variants):
+        return None
+    return (
+        "needs a SKU PartNo (Variants[].Skus[].PartNo), or ManufacturerCode with a "
+        "Variants[].ManufacturerPartNo, for Norce to find or create the product"
+    )
+
+
+def _product_code(obj: dict[str, Any], context: RuleContext) -> str | None:
+    if _text(obj, "Code"):
+        return None
+    variants = obj.get("Variants")
+    if isinstance(variants, list) and len(variants) > 1:
+        return f"has {len(variants)} Variants, so it needs Code (the variant-cluster key)"
+    if context.full_file:
+        return "needs Code (the variant-cluster key) in a FullFile import"
+    if 3 in context.given_masks.get("ProductFieldsThatAreSet", ()):
+        return "needs Code: the given ProductFieldsThatAreSet lists Code (3)"
+    return None
+
+
+def _one_sku_per_variant(obj: dict[str, Any], context: RuleContext) -> str | None:
+    skus = obj.get("Skus")
+    if isinstance(skus, list) and len(skus) > 1:
+        return f"holds {len(skus)} Skus; Norce takes one SKU per variant (give each SKU its own variant)"
+    return None
+
+
+def _non_empty(key: str) -> Rule:
+    def rule(obj: dict[str, Any], context: RuleContext) -> str | None:
+        value = obj.get(key)
+        if isinstance(value, list) and value:
+            return None
+        return f"needs at least one {key} entry"
+
+    return rule
+
+
+#: Conditional rules from the contracts' notes, per item schema, each with its source in connect.json.
+RULES: dict[str, tuple[Rule, ...]] = {
+    # item_schemas.Customer/Customer docs_note: "update matches on Code, Id or EmailAddress"
+    "Customer/Customer": (_one_of("Id", "Code", "EmailAddress"),),
+    # item_schemas.Customer/Company docs_note: "update matches on Code, Id or OrganizationNo"
+    "Customer/Company": (_one_of("Id", "Code", "OrganizationNo"),),
+    # item_schemas.Customer/Customer Companies note: "identifiers tried in order Id, Code, OrganizationNo"
+    "Customer/CompanyIdentifier": (_one_of("Id", "Code", "OrganizationNo"),),
+    # item_schemas.Product/Product docs_note (create / update needs) and its Code note: "required when a
+    # product has several variants or when Code is in ProductFieldsThatAreSet / FullFile=true"
+    "Product/Product": (_product_identified, _product_code),
+    # endpoints[Product/ImportProducts].notes: "Variant.Skus[] (one SKU per variant)"
+    "Product/Variant": (_one_sku_per_variant,),
+    # item_schemas.Supplier/SupplierProduct OnHand / PriceList notes: "at least one entry required"
+    "Supplier/SupplierProduct": (_non_empty("OnHand"), _non_empty("PriceList")),
+}
+
+
+@dataclass
+class ItemScan:
+    """What one pass over the items found: counts, errors, warnings and the mask usage."""
+
+    method: str
+    source_name: str
+    total: int = 0
+    invalid: set[int] = field(default_factory=set)
+    errors: list[str] = field(default_factory=list)
+    error_count: int = 0
+    usage: dict[str, MaskUsage] = field(default_factory=dict)
+    unknown: Counter[str] = field(default_factory=Counter)
+
+    @property
+    def valid(self) -> int:
+        return self.total - len(self.invalid)
+
+    def warnings(self) -> list[str]:
+        return [
+            f"{self.source_name}: {count} item(s) carry {where}, which Norce's {self.method} contract "
+            "does not know; Norce ignores it."
+            for where, count in sorted(self.unknown.items())
+        ]
+
+    def error_text(self, task_id: str) -> str:
+        shown = "\n  ".join(self.errors)
+        more = (
+            f"\n  ... and {self.error_count - len(self.errors)} more"
+            if self.error_count > len(self.errors)
+            else ""
+        )
+        return (
+            f"Task {task_id!r}: {len(self.invalid)} of {self.total} item(s) of {self.source_name} do not fit "
+            f"Norce's {self.method} contract ({self.error_count} problem(s)); nothing was posted:\n  "
+            f"{shown}{more}\nFix the items, or pass skip_invalid_items=True to leave invalid items out "
+            "(they are never sent to Norce)."
+        )
+
+
+class ItemChecker:
+    """Checks items of one import method and counts what the masks govern."""
+
+    def __init__(self, contract: ImportContract, context: RuleContext | None = None) -> None:
+        self.contract = contract
+        self.context = context or RuleContext()
+        self.model = contracts()
+        #: schema path ("Variants[].Skus[]") -> the mask header fields that govern objects there
+        self.mask_paths: dict[str, list[str]] = {}
+        for binding in contract.masks:
+            for path in binding.paths:
+                self.mask_paths.setdefault(path, []).append(binding.header_field)
+
+    def scan(self, source: ItemSource) -> ItemScan:
+        """Read every item of ``source`` once: validate it and count mask usage (bounded memory)."""
+        scan = ItemScan(self.contract.method, source.name)
+        objects: Counter[str] = Counter()
+        keys: dict[str, Counter[str]] = {}
+        numbered = getattr(source, "numbered", None)
+        lines = numbered() if callable(numbered) else ((None, item) for item in source)
+        for number, (line, item) in enumerate(lines, start=1):
+            scan.total = number
+            problems: list[str] = []
+            item_objects: Counter[str] = Counter()
+            item_keys: dict[str, Counter[str]] = {}
+            self._check_object(
+                item, self.contract.item_schema, "", "", problems, scan, item_objects, item_keys
+            )
+            if not problems:  # only items that will be sent shape the masks
+                objects.update(item_objects)
+                for shape, carried in item_keys.items():
+                    keys.setdefault(shape, Counter()).update(carried)
+            else:
+                scan.invalid.add(number)
+                scan.error_count += len(problems)
+                room = MAX_SHOWN - len(scan.errors)
+                label = f"item {number}" if line is None else f"item {number} (line {line})"
+                scan.errors += [f"{label}, {p}" for p in problems[: max(room, 0)]]
+        for binding in self.contract.masks:
+            counted: Counter[str] = Counter()
+            for path in binding.paths:
+                counted.update(keys.get(path, Counter()))
+            scan.usage[binding.header_field] = MaskUsage(
+                objects=sum(objects[path] for path in binding.paths), keys=counted
+            )
+        return scan
+
+    def check(self, item: dict[str, Any]) -> list[str]:
+        """The problems of one item (``field path: what is wrong``); empty when it fits the contract."""
+        problems: list[str] = []
+        scan = ItemScan(self.contract.method, "")
+        self._check_object(item, self.contract.item_schema, "", "", problems, scan, Counter(), {})
+        return problems
+
+    def _check_object(
+        self,
+        obj: dict[str, Any],
+        schema: ItemSchema,
+        path: str,
+        shape: str,
+        problems: list[str],
+        scan: ItemScan,
+        objects: Counter[str],
+        keys: dict[str, Counter[str]],
+    ) -> None:
+        if shape in self.mask_paths:
+            objects[shape] += 1
+            keys.setdefault(shape, Counter()).update(obj.keys())
+        for spec in schema.fields:
+            where = f"{path}.{spec.name}" if path else spec.name
+            if spec.name not in obj:
+                if spec.required:
+                    problems.append(
+                        f"field {where}: is required by Norce's {schema.key} contract, and missing"
+                    )
+                continue
+            self._check_value(obj[spec.name], spec, where, shape, problems, scan, objects, keys)
+        for key in obj:
+            if schema.field(key) is None:
+                label = f"{shape}.{key}" if shape else key
+                if label in scan.unknown or len(scan.unknown) < MAX_UNKNOWN_KEYS:
+                    hint = _key_hint(key, schema)
+                    scan.unknown[f"unknown key {label!r}{hint}"] += 1
+        for rule in RULES.get(schema.key, ()):
+            problem = rule(obj, self.context)
+            if problem:
+                problems.append(f"{path}: {problem}" if path else problem)
+
+    def _check_value(
+        self,
+        value: Any,
+        spec: ItemField,
+        where: str,
+        shape: str,
+        problems: list[str],
+        scan: ItemScan,
+        objects: Counter[str],
+        keys: dict[str, Counter[str]],
+    ) -> None:
+        if value is None:
+            if spec.required:
+                problems.append(f"field {where}: is required by Norce's contract, and null")
+            elif not spec.nullable:
+                problems.append(
+                    f"field {where}: may not be null (Norce's type is not nullable); leave it out"
+                )
+            return
+        if spec.required and isinstance(value, str) and not value.strip():
+            problems.append(f"field {where}: is required, and empty")
+            return
+        problem = self._type_problem(value, spec)
+        if problem:
+            problems.append(f"field {where}: {problem}")
+            return
+        child_shape = f"{shape}.{spec.name}" if shape else spec.name
+        if spec.kind == "object":
+            schema = self.model.schema(str(spec.ref))
+            self._check_object(value, schema, where, child_shape, problems, scan, objects, keys)
+        elif spec.kind == "array":
+            schema = self.model.schema(str(spec.ref))
+            for index, element in enumerate(value):
+                at = f"{where}[{index}]"
+                if not isinstance(element, dict):
+                    problems.append(f"field {at}: must be a JSON object ({schema.key}), got {_kind(element)}")
+                    continue
+                self._check_object(element, schema, at, f"{child_shape}[]", problems, scan, objects, keys)
+
+    def _type_problem(self, value: Any, spec: ItemField) -> str | None:
+        kind = spec.kind
+        if kind in ("string", "date-time", "uuid") and not isinstance(value, str):
+            return f"must be a string, got {_kind(value)}"
+        if kind == "string":
+            if spec.max_length is not None and len(value) > spec.max_length:
+                return f"is {len(value)} characters long; Norce takes at most {spec.max_length}"
+        elif kind == "date-time":
+            if not _is_date_time(value):
+                return f"must be an ISO-8601 date-time such as 2025-01-31T12:00:00Z, got {value!r}"
+        elif kind == "uuid":
+            try:
+                uuid.UUID(value)
+            except ValueError:
+                return f"must be a UUID such as 3f2504e0-4f89-11d3-9a0c-0305e82c3301, got {value!r}"
+        elif kind == "integer":
+            if not isinstance(value, int) or isinstance(value, bool):
+                return f"must be an integer, got {_kind(value)}"
+            if not INT32[0] <= value <= INT32[1]:
+                return f"is {value}, outside Norce's 32-bit integer range"
+        elif kind == "number":
+            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+                return f"must be a number, got {_kind(value)}"
+        elif kind == "boolean":
+            if not isinstance(value, bool):
+                return f"must be true or false, got {_kind(value)}"
+        elif kind == "enum":
+            enum = self.model.enum(str(spec.ref))
+            if enum.code_of(value) is None:
+                listed = ", ".join(f"{name} ({code})" for code, name in enum.values)
+                return f"{value!r} is not a {enum.name} value; use one of {listed}"
+        elif kind == "object":
+            if not isinstance(value, dict):
+                return f"must be a JSON object ({spec.ref}), got {_kind(value)}"
+        elif kind == "array":
+            if not isinstance(value, list):
+                return f"must be a JSON array of {spec.ref} objects, got {_kind(value)}"
+        elif kind == "string_array" and not (
+            isinstance(value, list) and all(isinstance(v, str) for v in value)
+        ):
+            return f"must be a JSON array of strings, got {_kind(value)}"
+        return None
+
+
+def _kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array"}
+    return names.get(type(value), "an object" if isinstance(value, dict) else type(value).__name__) + (
+        f" {value!r}" if isinstance(value, (bool, int, float, str)) and len(repr(value)) <= 40 else ""
+    )
+
+
+def _is_date_time(text: str) -> bool:
+    match = _DATE_TIME.fullmatch(text.strip())
+    if not match:
+        return False
+    year, month, day, hour, minute, second = (int(g) if g else 0 for g in match.groups()[:6])
+    try:
+        datetime(year, month, day, hour, minute, second)
+    except ValueError:
+        return False
+    return True
+
+
+def _key_hint(key: str, schema: ItemSchema) -> str:
+    if key in KEY_HINTS:
+        return f" (Norce reads {KEY_HINTS[key]!r})"
+    for name in schema.names:
+        if name.lower() == key.lower():
+            return f" (did you mean {name!r}?)"
+    return ""
+
+
+class SkippingItems:
+    """An item source without the items whose 1-based numbers are in ``skip`` (invalid ones)."""
+
+    def __init__(self, source: ItemSource, skip: set[int]) -> None:
+        self.source = source
+        self.skip = frozenset(skip)
+        self.name = source.name
+
+    def count(self) -> int:
+        return sum(1 for _ in self)
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        for number, item in enumerate(self.source, start=1):
+            if number not in self.skip:
+                yield item
