@@ -5,7 +5,8 @@ client sends its requests with ``httpx.AsyncClient`` and keeps everything else t
 one place by delegating to it:
 
 * tokens: ``NorceHook.get_access_token`` in a worker thread, so the process-wide cache, the single
-  flight and the token-request limiter are the same code (and the same cache) as in tasks;
+  flight, the token-request limiter and the production-scope fallback (``prod``/``production``, see
+  ``NorceHook._token``) are the same code (and the same cache and scope memo) as in tasks;
 * where the token may go: ``NorceHook.url_for`` refuses every origin but the configured Norce host;
 * retries: the same :class:`~airflow_provider_norce.retry.RetryPolicy`, built from the connection, driven
   by ``tenacity.AsyncRetrying``; answers become errors through :func:`~airflow_provider_norce.retry.api_error`;

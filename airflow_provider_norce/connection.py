@@ -11,6 +11,11 @@ reported with the connection id and the field to fix. URL derivation follows
 
 Facts the reference marks as inferred (the ``prod`` scope spelling, Storm's production Connect host)
 are overridable through the connection extras ``scope``, ``token_url`` and ``base_url``.
+
+Production scope: Norce's newest OAuth page and its own SDK say ``prod``; older pages say ``production``
+(``tests/norce_contracts/identity.json scope_spellings``). The default is ``prod``; when the connection does
+not set ``scope`` and Norce answers ``invalid_scope``, the hook tries the other spelling once
+(:func:`fallback_scope`, driven by ``NorceHook._token``).
 """
 
 from __future__ import annotations
@@ -31,9 +36,11 @@ PLATFORMS = ("commerce", "storm")
 ENVIRONMENTS = ("production", "stage", "playground")
 TOKEN_CACHES = ("process", "machine")
 
-#: Scopes by platform and environment, as the Norce page states them ("lab" for Storm's non-production).
+#: Scopes by platform and environment. Commerce production is ``prod`` (newest Norce page, Norce's
+#: commerce-agent-sdk, third-party production use: ``identity.json scope_spellings``/``scope_conclusion``);
+#: Storm keeps ``production``/``lab`` as its page states them.
 DEFAULT_SCOPES: dict[str, dict[str, str]] = {
-    "commerce": {"production": "production", "stage": "stage", "playground": "playground"},
+    "commerce": {"production": "prod", "stage": "stage", "playground": "playground"},
     "storm": {"production": "production", "stage": "lab", "playground": "lab"},
 }
 #: Other spellings seen in Norce's material, named by an ``invalid_scope`` error so a user knows what to try.
@@ -45,6 +52,10 @@ SCOPE_ALTERNATIVES: dict[str, tuple[str, ...]] = {
     "lab": ("playground", "stage", "qa"),
     "qa": ("lab",),
 }
+
+#: The two documented spellings of Commerce's production scope; one is tried when the other is refused,
+#: but only for a connection that leaves ``scope`` unset (an explicit scope is never changed).
+SCOPE_FALLBACKS: dict[str, str] = {"prod": "production", "production": "prod"}
 
 STORM_TOKEN_URL = "https://identity.storm.io/1.0/connect/token"
 #: Storm's API hosts. Connect on lab and Query are documented; Connect's production host is inferred.
@@ -118,6 +129,18 @@ class NorceConnectionConfig:
     proxies: Mapping[str, str] | None = None
     #: "storm" when Storm's own per-service hosts apply; "commerce" for ``/commerce/{service}/{version}/``.
     layout: str = "commerce"
+    #: True when the connection's ``scope`` extra chose the scope; then no other spelling is ever tried.
+    scope_explicit: bool = False
+
+    def fallback_scope(self, refused: str) -> str | None:
+        """The scope to try once after Norce answered ``invalid_scope`` to ``refused``, or None.
+
+        Only for Commerce connections that leave ``scope`` unset, and only between the documented
+        production spellings ``prod`` and ``production`` (``identity.json scope_spellings``).
+        """
+        if self.scope_explicit or self.platform != "commerce":
+            return None
+        return SCOPE_FALLBACKS.get(refused)
 
     @cached_property
     def api_hosts(self) -> frozenset[str]:
@@ -189,7 +212,8 @@ class NorceConnectionConfig:
         else:
             token_url = f"{base_url}/identity/1.0/connect/token"
 
-        scope = str(extra.get("scope") or DEFAULT_SCOPES[platform][environment]).strip()
+        scope_extra = str(extra.get("scope") or "").strip()
+        scope = scope_extra or DEFAULT_SCOPES[platform][environment]
 
         application_id: int | None = None
         raw_app = extra.get("application_id")
@@ -224,6 +248,7 @@ class NorceConnectionConfig:
             token_cache=token_cache,
             proxies=proxies,
             layout=layout,
+            scope_explicit=bool(scope_extra),
         )
 
 

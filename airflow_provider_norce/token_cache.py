@@ -224,6 +224,20 @@ class TokenCache:
             self._tokens[key] = token
             return token
 
+    def find(self, key: str, store: SharedTokenStore | None = None) -> Token | None:
+        """A fresh token for ``key`` already held here or in ``store``, without asking Norce for one.
+
+        Why: a token under a key proves that key's scope works; finding one costs no token request.
+        """
+        token = self.peek(key)
+        if token is None and store is not None:
+            shared = store.load(key)
+            if shared is not None and shared.fresh(self.clock()):
+                with self._lock:
+                    self._tokens[key] = shared
+                token = shared
+        return token
+
     def invalidate(self, key: str, access_token: str, store: SharedTokenStore | None = None) -> None:
         """Drop a token Norce refused (401), here and in ``store``, unless it was already replaced."""
         with self._lock:
@@ -251,8 +265,40 @@ class TokenCache:
         self.limiter._lock = threading.Lock()
 
 
+class ScopeMemo:
+    """The scope spelling that worked, per token URL and client id, for connections that leave ``scope`` unset.
+
+    Why: Norce's production scope is spelled ``prod`` on its newest page and ``production`` on older ones
+    (``identity.json scope_spellings``). The first token request of a process finds out which one this
+    tenant takes; every later request of the process asks with that one directly.
+    """
+
+    def __init__(self) -> None:
+        self._scopes: dict[tuple[str, str], str] = {}
+        self._lock = threading.Lock()
+
+    def get(self, token_url: str, client_id: str) -> str | None:
+        return self._scopes.get((token_url, client_id))
+
+    def remember(self, token_url: str, client_id: str, scope: str) -> None:
+        with self._lock:
+            self._scopes[(token_url, client_id)] = scope
+
+    def clear(self) -> None:
+        with self._lock:
+            self._scopes.clear()
+
+
 #: Shared by every NorceHook (and the trigger's async client) in this process.
 PROCESS_TOKEN_CACHE = TokenCache()
+#: The working scope spelling of each default-scope connection in this process (see :class:`ScopeMemo`).
+WORKING_SCOPES = ScopeMemo()
+
+
+def _reset_after_fork() -> None:
+    PROCESS_TOKEN_CACHE._reset_after_fork()
+    WORKING_SCOPES._lock = threading.Lock()
+
 
 if hasattr(os, "register_at_fork"):
-    os.register_at_fork(after_in_child=PROCESS_TOKEN_CACHE._reset_after_fork)
+    os.register_at_fork(after_in_child=_reset_after_fork)

@@ -31,6 +31,7 @@ from airflow_provider_norce.retry import (
 )
 from airflow_provider_norce.token_cache import (
     PROCESS_TOKEN_CACHE,
+    WORKING_SCOPES,
     NoteRateLimited,
     Reserve,
     SharedTokenStore,
@@ -140,10 +141,26 @@ class NorceHook(BaseHook):
 
     # -- tokens ----------------------------------------------------------------------------------
 
-    @cached_property
+    @property
     def _token_key(self) -> str:
-        c = self.config
-        return token_key(c.token_url, c.client_id, c.scope, c.client_secret)
+        """The cache key of this connection's token, under the scope currently in use."""
+        return self._key_for(self.scope)
+
+    def _key_for(self, scope: str) -> str:
+        keys: dict[str, str] = self.__dict__.setdefault("_token_keys", {})
+        key = keys.get(scope)
+        if key is None:  # a SHA-256 of the secret per call would show in the hot path
+            c = self.config
+            key = keys[scope] = token_key(c.token_url, c.client_id, scope, c.client_secret)
+        return key
+
+    @property
+    def scope(self) -> str:
+        """The scope tokens are asked for: the connection's, or the spelling found to work in this process."""
+        config = self.config
+        if config.scope_explicit:
+            return config.scope
+        return WORKING_SCOPES.get(config.token_url, config.client_id) or config.scope
 
     def invalidate_token(self, access_token: str) -> None:
         """Drop a token Norce refused (401), in this process and in the shared store."""
@@ -154,9 +171,77 @@ class NorceHook(BaseHook):
         return self._token().access_token
 
     def _token(self, force: bool = False) -> Token:
-        return self.token_cache.get(self._token_key, self._fetch_token, self.shared_store, force=force)
+        """The token, applying the scope rule; the sync hook and the async client both get tokens here.
 
-    def _fetch_token(self, reserve: Reserve, note_rate_limited: NoteRateLimited) -> Token:
+        An explicit ``scope`` extra is used as is. Without one, the first token of the process finds the
+        production spelling that works (``prod`` or ``production``, :meth:`NorceConnectionConfig.fallback_scope`):
+        a fresh token already cached or shared under either spelling settles it without a request; else
+        the default is asked for and, on ``invalid_scope``, the other spelling once (through the same
+        limiter). The spelling that worked is remembered in :data:`WORKING_SCOPES` for the process.
+        """
+        config = self.config
+        if config.scope_explicit or WORKING_SCOPES.get(config.token_url, config.client_id) is not None:
+            scope = self.scope
+            return self.token_cache.get(
+                self._key_for(scope), self._fetcher(scope), self.shared_store, force=force
+            )
+        first = config.scope
+        second = config.fallback_scope(first)
+        if not force:
+            for candidate in (first, second) if second is not None else (first,):
+                found = self.token_cache.find(self._key_for(candidate), self.shared_store)
+                if found is not None:
+                    WORKING_SCOPES.remember(config.token_url, config.client_id, candidate)
+                    return found
+        try:
+            token = self.token_cache.get(
+                self._key_for(first), self._fetcher(first), self.shared_store, force=force
+            )
+        except NorceAuthError as err:
+            if err.error != "invalid_scope" or second is None:
+                raise
+            token = self._token_with_fallback(first, second, force)
+        else:
+            WORKING_SCOPES.remember(config.token_url, config.client_id, first)
+        return token
+
+    def _token_with_fallback(self, refused: str, second: str, force: bool) -> Token:
+        """Ask once more with the other production spelling after ``refused`` got ``invalid_scope``."""
+        config = self.config
+        try:
+            token = self.token_cache.get(
+                self._key_for(second), self._fetcher(second), self.shared_store, force=force
+            )
+        except NorceAuthError as err:
+            if err.error != "invalid_scope":
+                raise
+            raise NorceAuthError(
+                f"Norce connection {config.conn_id!r}: the token endpoint {config.token_url} refused client "
+                f"{config.client_id!r} both production scope spellings, {refused!r} and {second!r} "
+                "(invalid_scope); set the extra 'scope' to the one your OAuth user was granted in Norce Admin "
+                "(Settings > Users > OAUTH), for example 'stage' or 'playground' with the matching environment.",
+                conn_id=config.conn_id,
+                error="invalid_scope",
+                status_code=err.status_code,
+            ) from None
+        WORKING_SCOPES.remember(config.token_url, config.client_id, second)
+        log.warning(
+            "Norce connection %r: the token endpoint refused scope %r (invalid_scope) and accepted %r; "
+            "set the connection's extra 'scope' to %r so no request is spent on the other spelling",
+            config.conn_id,
+            refused,
+            second,
+            second,
+        )
+        return token
+
+    def _fetcher(self, scope: str) -> Callable[[Reserve, NoteRateLimited], Token]:
+        def fetch(reserve: Reserve, note_rate_limited: NoteRateLimited) -> Token:
+            return self._fetch_token(reserve, note_rate_limited, scope)
+
+        return fetch
+
+    def _fetch_token(self, reserve: Reserve, note_rate_limited: NoteRateLimited, scope: str) -> Token:
         """One token from Norce, exactly as its page shows: a form-encoded POST, credentials in the body."""
         config = self.config
         policy = self.retry_policy.for_token_endpoint()
@@ -182,7 +267,7 @@ class NorceHook(BaseHook):
                         "grant_type": "client_credentials",
                         "client_id": config.client_id,
                         "client_secret": config.client_secret,
-                        "scope": config.scope,
+                        "scope": scope,
                     },
                     headers={"Accept": "application/json", "ApplicationId": None},
                     auth=_NoAuth(),
@@ -200,7 +285,7 @@ class NorceHook(BaseHook):
                 error.retryable = True  # a token request changes nothing: repeating it is safe
                 raise error
             if response.status_code != 200:
-                raise self._auth_error(response)
+                raise self._auth_error(response, scope)
             try:
                 payload = response.json()
                 token = token_from_response(payload, self.token_cache.clock())
@@ -216,7 +301,7 @@ class NorceHook(BaseHook):
 
         return policy.retrying(sleep=self._sleep)(attempt)
 
-    def _auth_error(self, response: requests.Response) -> NorceAuthError:
+    def _auth_error(self, response: requests.Response, scope: str) -> NorceAuthError:
         config = self.config
         try:
             body = response.json()
@@ -233,8 +318,8 @@ class NorceHook(BaseHook):
         if code == "invalid_scope":
             from airflow_provider_norce.connection import SCOPE_ALTERNATIVES
 
-            others = SCOPE_ALTERNATIVES.get(config.scope, ())
-            message += f" The connection asked for scope {config.scope!r}"
+            others = SCOPE_ALTERNATIVES.get(scope, ())
+            message += f" The connection asked for scope {scope!r}"
             if others:
                 message += f"; Norce's material also spells it {', '.join(repr(o) for o in others)}"
             message += ": set the extra 'scope' to the one your OAuth user was granted."
@@ -392,12 +477,12 @@ class NorceHook(BaseHook):
             if config.layout == "storm":
                 return (
                     True,
-                    f"Norce [Storm] issued a token to client {config.client_id!r} (scope {config.scope!r})",
+                    f"Norce [Storm] issued a token to client {config.client_id!r} (scope {self.scope!r})",
                 )
             app = self.run_json(TEST_ENDPOINT, params={"format": "json"})
-            name = app.get("Name") if isinstance(app, dict) else None
+            name = app.get("Name") if isinstance(app, dict) else None  # the Application's Name
             return True, (
-                f"Norce issued a token to client {config.client_id!r} (scope {config.scope!r}) and "
+                f"Norce issued a token to client {config.client_id!r} (scope {self.scope!r}) and "
                 f"GetApplication answered for application {config.application_id}"
                 + (f" ({name})" if name else "")
             )

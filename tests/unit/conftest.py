@@ -55,3 +55,13 @@ def hook_factory(
         return NorceHook(**kwargs)  # type: ignore[arg-type]
 
     yield make
+
+
+@pytest.fixture(autouse=True)
+def _forget_working_scopes() -> Iterator[None]:
+    """Each test starts without a remembered production-scope spelling (it is process-wide state)."""
+    from airflow_provider_norce.token_cache import WORKING_SCOPES
+
+    WORKING_SCOPES.clear()
+    yield
+    WORKING_SCOPES.clear()

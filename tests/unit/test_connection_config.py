@@ -26,7 +26,7 @@ def cfg(**kwargs) -> NorceConnectionConfig:
             "production",
             "https://acme.api-se.norce.tech/identity/1.0/connect/token",
             "https://acme.api-se.norce.tech",
-            "production",
+            "prod",
             "https://acme.api-se.norce.tech/commerce/connect/4.0/",
             "https://acme.api-se.norce.tech/commerce/query/2.0/",
         ),

@@ -32,7 +32,7 @@ def test_token_request_follows_the_norce_page(requests_mock, hook_factory):
         "grant_type": ["client_credentials"],
         "client_id": ["client-1"],
         "client_secret": [SECRET],
-        "scope": ["production"],
+        "scope": ["prod"],
     }
     assert "Authorization" not in token_req.headers
     assert "ApplicationId" not in token_req.headers
