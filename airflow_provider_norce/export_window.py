@@ -42,9 +42,24 @@ class ExportWindow:
     end: dt.datetime
     rule: str
 
-    def odata_filter(self, field: str) -> str:
-        """``field ge <start> and field lt <end>``: every row exactly once across consecutive windows."""
-        return f"{field} ge {odata_timestamp(self.start)} and {field} lt {odata_timestamp(self.end)}"
+    def odata_filter(self, field: str, fallback: str | None = None) -> str:
+        """``field ge <start> and field lt <end>``: every row exactly once across consecutive windows.
+
+        With ``fallback`` (for example ``Created`` when ``field`` is the nullable ``Updated``), rows whose
+        ``field`` is null are selected by ``fallback`` instead::
+
+            (Updated ge A and Updated lt B) or (Updated eq null and Created ge A and Created lt B)
+
+        Why: Norce leaves ``Updated`` null on rows never updated (``tests/norce_contracts/query.json
+        incremental_sync``, third-party observation); a plain ``Updated`` window would never export them.
+        Each row is still in exactly one of consecutive half-open windows: by ``field`` when it has one,
+        else by ``fallback``.
+        """
+        start, end = odata_timestamp(self.start), odata_timestamp(self.end)
+        primary = f"{field} ge {start} and {field} lt {end}"
+        if not fallback or fallback == field:
+            return primary
+        return f"({primary}) or ({field} eq null and {fallback} ge {start} and {fallback} lt {end})"
 
 
 def window_for_run(context: Any, task_id: str = "export") -> ExportWindow:

@@ -40,6 +40,16 @@ class NorceQueryExportOperator(BaseOperator):
     :param orderby: ``$orderby``.
     :param window_field: the timestamp field of the default window; ``None`` exports the whole entity set
         when no ``filter`` is given.
+    :param window_fallback_field: the field that places rows whose ``window_field`` is null in the default
+        window (default ``Created``): ``(Updated ge A and Updated lt B) or (Updated eq null and Created ge A
+        and Created lt B)``. Norce leaves ``Updated`` null on never-updated rows (third-party observation,
+        ``query.json incremental_sync``). ``None`` turns the fallback off (for a set without that field).
+    :param filter_application: with an ``application_id`` on the connection, restrict ``Orders/Orders`` to
+        that application by adding ``ApplicationId eq N`` to the filter (``and``-ed with the user's
+        ``filter`` or the default window). Why: the ``applicationId`` header does not filter orders, so
+        without it every application's orders are exported (third-party observation, ``query.json
+        request_headers.application_id``). ``False`` exports the orders of every application. Templated;
+        ``"true"``/``"false"`` strings are accepted.
     :param norce_conn_id: the Airflow connection of type ``norce``.
     :param progress_interval: seconds between progress log lines (pages, rows, rows/s).
 
@@ -56,6 +66,8 @@ class NorceQueryExportOperator(BaseOperator):
         "expand",
         "orderby",
         "window_field",
+        "window_fallback_field",
+        "filter_application",
         "norce_conn_id",
     )
     ui_color = "#d8f0e5"
@@ -71,6 +83,8 @@ class NorceQueryExportOperator(BaseOperator):
         expand: str | None = None,
         orderby: str | None = None,
         window_field: str | None = "Updated",
+        window_fallback_field: str | None = "Created",
+        filter_application: bool | str = True,
         norce_conn_id: str = "norce_default",
         progress_interval: float = 10.0,
         **kwargs: Any,
@@ -84,6 +98,8 @@ class NorceQueryExportOperator(BaseOperator):
         self.expand = expand
         self.orderby = orderby
         self.window_field = window_field
+        self.window_fallback_field = window_fallback_field
+        self.filter_application = filter_application
         self.norce_conn_id = norce_conn_id
         self.progress_interval = progress_interval
 
@@ -108,8 +124,8 @@ class NorceQueryExportOperator(BaseOperator):
         if self.destination in (None, ""):
             raise ValueError(f"Task {self.task_id!r}: destination is empty; give a file path or URI")
         select = _names(self.select)
-        params = self.query_params(context, select)
         hook = self.get_hook()
+        params = self.query_params(context, select, application_id=hook.config.application_id)
         endpoint = f"{hook.service_url('query').rstrip('/')}/{entity}"
         target = describe(self.destination)
         self.log.info(
@@ -134,23 +150,40 @@ class NorceQueryExportOperator(BaseOperator):
         self._log_progress(pages, writer.rows, time.monotonic() - started, done=target)
         return {"path": target, "rows": writer.rows, "pages": pages}
 
-    def query_params(self, context: Context, select: list[str] | None = None) -> dict[str, str]:
-        """The OData query options of this run (``$filter`` from the default window when not given)."""
+    def query_params(
+        self, context: Context, select: list[str] | None = None, application_id: int | None = None
+    ) -> dict[str, str]:
+        """The OData query options of this run.
+
+        ``$filter`` is the user's ``filter``, else the default window (see
+        :meth:`~airflow_provider_norce.export_window.ExportWindow.odata_filter`), and for ``Orders/Orders``
+        ``ApplicationId eq <application_id>`` ``and``-ed in front (see ``filter_application``).
+        """
         params: dict[str, str] = {}
+        condition: str | None = None
         if self.filter not in (None, ""):
-            params["$filter"] = str(self.filter)
+            condition = str(self.filter)
         elif self.window_field:
             from airflow_provider_norce.export_window import window_for_run
 
             window = window_for_run(context, self.task_id)
-            params["$filter"] = window.odata_filter(str(self.window_field))
+            fallback = str(self.window_fallback_field) if self.window_fallback_field else None
+            condition = window.odata_filter(str(self.window_field), fallback)
             self.log.info(
-                "Export window [%s, %s) on %s: %s",
+                "Export window [%s, %s) on %s%s: %s",
                 window.start.isoformat(),
                 window.end.isoformat(),
                 self.window_field,
+                f" (rows where it is null: on {fallback})" if fallback else "",
                 window.rule,
             )
+        application = self._application_condition(application_id)
+        if application and condition:
+            condition = f"{application} and ({condition})"
+        elif application:
+            condition = application
+        if condition:
+            params["$filter"] = condition
         if select:
             params["$select"] = ",".join(select)
         if self.expand:
@@ -158,6 +191,25 @@ class NorceQueryExportOperator(BaseOperator):
         if self.orderby:
             params["$orderby"] = str(self.orderby)
         return params
+
+    def _application_condition(self, application_id: int | None) -> str | None:
+        """``ApplicationId eq N`` when this export must be restricted to the connection's application."""
+        entity = str(self.entity).strip().strip("/").lower()
+        if entity not in APPLICATION_FILTERED_SETS or not _flag(
+            self.filter_application, self.task_id, "filter_application"
+        ):
+            return None
+        if application_id is None:
+            self.log.warning(
+                "Task %r: the connection %r has no application_id, so %s is exported for every "
+                "application (Norce's applicationId header does not filter orders); set the extra "
+                "'application_id' or filter_application=False to silence this",
+                self.task_id,
+                self.norce_conn_id,
+                self.entity,
+            )
+            return None
+        return f"ApplicationId eq {int(application_id)}"
 
     def _log_progress(self, pages: int, rows: int, seconds: float, done: str | None = None) -> None:
         rate = rows / seconds if seconds > 0 else 0.0
@@ -167,6 +219,24 @@ class NorceQueryExportOperator(BaseOperator):
             self.log.info(
                 "Exported %d rows in %d pages to %s in %.1f s (%.0f rows/s)", rows, pages, done, seconds, rate
             )
+
+
+#: Entity sets (lower case) whose rows carry ``ApplicationId`` and are NOT filtered by the header.
+APPLICATION_FILTERED_SETS = frozenset({"orders/orders"})
+_TRUE = {"true", "1", "yes", "on"}
+_FALSE = {"false", "0", "no", "off", ""}
+
+
+def _flag(value: bool | str, task_id: str, name: str) -> bool:
+    """A boolean argument that may arrive as a rendered template string."""
+    if isinstance(value, bool):
+        return value
+    text = str(value).strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"Task {task_id!r}: {name} {value!r} is not true or false")
 
 
 def _columns(select: list[str] | None, expand: str | None) -> list[str] | None:

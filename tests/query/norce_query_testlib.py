@@ -16,11 +16,15 @@ def utc(*args: int) -> dt.datetime:
     return dt.datetime(*args, tzinfo=UTC)
 
 
-def order_ids_in_window(sim: Any, start: dt.datetime, end: dt.datetime) -> list[int]:
-    """Ids of the simulator's orders with start <= Updated < end, read from its data model, not over OData."""
-    source = sim.orders
-    lo, hi = start.timestamp(), end.timestamp()
-    return [i + 1 for i in range(len(source)) if lo <= source.updated_epoch(i) < hi]
+def order_ids_in_window(
+    sim: Any, start: dt.datetime, end: dt.datetime, all_applications: bool = False
+) -> list[int]:
+    """Ids of the simulator's orders of its application with start <= (Updated, else Created) < end.
+
+    Read from its data model, not over OData, so the export is checked against something it did not produce.
+    """
+    application = None if all_applications else sim.application_id
+    return sim.orders.changed_ids(start.timestamp(), end.timestamp(), application)
 
 
 def read_jsonl(path: str) -> list[dict[str, Any]]:

@@ -23,7 +23,7 @@ def test_get_returns_parsed_json(norce_simulator):
         task_id="app", endpoint="commerce/metadata/1.1/GetApplication", request_params={"format": "json"}
     )
     result = run(op)
-    assert result["ApplicationId"] == norce_simulator.sim.application_id
+    assert result["Id"] == norce_simulator.sim.application_id
     assert norce_simulator.counters()["requests"]["GET /commerce/metadata/1.1/GetApplication"] == 1
 
 
@@ -52,11 +52,14 @@ def test_paginate_combines_every_page(norce_simulator):
     op = NorceOperator(
         task_id="orders",
         endpoint="commerce/query/2.0/Orders/Orders",
-        request_params={"$filter": "Updated ge 2026-11-03T00:00:00Z and Updated lt 2026-11-09T00:00:00Z"},
+        request_params={
+            "$filter": "(Updated ge 2026-11-03T00:00:00Z and Updated lt 2026-11-09T00:00:00Z) or (Updated eq null "
+            "and Created ge 2026-11-03T00:00:00Z and Created lt 2026-11-09T00:00:00Z)"
+        },
         paginate=True,
     )
     items = run(op)
-    expected = order_ids_in_window(norce_simulator.sim, start, end)
+    expected = order_ids_in_window(norce_simulator.sim, start, end, all_applications=True)
     assert len(expected) > 300  # more than three pages of 100
     assert [item["Id"] for item in items] == expected
     pages = norce_simulator.counters()["requests"]["GET /commerce/query/2.0/Orders/Orders"]
@@ -67,7 +70,7 @@ def test_response_check_failure_is_clear(norce_simulator):
     op = NorceOperator(
         task_id="checked",
         endpoint="commerce/metadata/1.1/GetApplication",
-        response_check=lambda app: app["ApplicationId"] == -1,
+        response_check=lambda app: app["Id"] == -1,
     )
     from airflow.providers.common.compat.sdk import AirflowException
 
@@ -80,12 +83,12 @@ def test_response_check_and_filter_get_context_kwargs(norce_simulator):
 
     def check(app, ds):
         seen["ds"] = ds
-        return app["ApplicationId"] == 1234
+        return app["Id"] == 1234
 
     op_check = NorceOperator(
         task_id="checked", endpoint="commerce/metadata/1.1/GetApplication", response_check=check
     )
-    assert run(op_check, ds="2026-11-20")["ApplicationId"] == 1234
+    assert run(op_check, ds="2026-11-20")["Id"] == 1234
     assert seen["ds"] == "2026-11-20"
     op = NorceOperator(
         task_id="filtered",

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 import json
 import os
 
@@ -62,7 +63,9 @@ def test_jsonl_rows_equal_orders_in_data_interval(norce_simulator, tmp_path):
     expected = order_ids_in_window(norce_simulator.sim, DAY_START, DAY_END)
     rows = read_jsonl(str(destination))
     assert [row["Id"] for row in rows] == expected
-    assert all("2026-11-19T" in row["Updated"] for row in rows)
+    assert all("2026-11-19T" in (row["Updated"] or row["Created"]) for row in rows)
+    assert any(row["Updated"] is None for row in rows), "never-updated orders are exported by Created"
+    assert {row["ApplicationId"] for row in rows} == {norce_simulator.sim.application_id}
     assert summary == {"path": str(destination), "rows": len(expected), "pages": -(-len(expected) // 50)}
     assert leftovers(str(destination.parent)) == []
 
@@ -75,7 +78,8 @@ def test_empty_interval_of_cron_trigger_run_exports_the_previous_period(norce_si
     # A "@daily" (CronTriggerTimetable) run for 2026-11-20: data interval start == end == logical date.
     context = context_for(DAY_END, DAY_END, _Dag(timetable))
     assert op.query_params(context)["$filter"] == (
-        "Updated ge 2026-11-19T00:00:00Z and Updated lt 2026-11-20T00:00:00Z"
+        "(Updated ge 2026-11-19T00:00:00Z and Updated lt 2026-11-20T00:00:00Z) or (Updated eq null and "
+        "Created ge 2026-11-19T00:00:00Z and Created lt 2026-11-20T00:00:00Z)"
     )
     summary = export(op, context)
     assert summary["rows"] == len(order_ids_in_window(norce_simulator.sim, DAY_START, DAY_END)) > 0
@@ -86,24 +90,24 @@ def test_csv_header_from_select_and_first_row(norce_simulator, tmp_path):
     selected = tmp_path / "selected.csv"
     export(
         NorceQueryExportOperator(
-            task_id="csv", destination=str(selected), file_format="csv", select="Id,OrderNo,TotalAmount"
+            task_id="csv", destination=str(selected), file_format="csv", select="Id,OrderNo,CurrencyId"
         ),
         context_for(DAY_START, DAY_END, _Dag(interval_timetable())),
     )
     rows = read_csv(str(selected))
     expected = order_ids_in_window(norce_simulator.sim, DAY_START, DAY_END)
     assert [int(row["Id"]) for row in rows] == expected
-    assert list(rows[0]) == ["Id", "OrderNo", "TotalAmount"]
+    assert list(rows[0]) == ["Id", "OrderNo", "CurrencyId"]
 
     full = tmp_path / "full.csv"
     export(
-        NorceQueryExportOperator(task_id="csv", destination=str(full), file_format="csv"),
+        NorceQueryExportOperator(task_id="csv", destination=str(full), file_format="csv", expand="Items"),
         context_for(DAY_START, DAY_END, _Dag(interval_timetable())),
     )
     rows = read_csv(str(full))
-    assert list(rows[0])[:3] == ["Id", "OrderNo", "Created"]
+    assert list(rows[0])[:4] == ["Id", "ClientId", "ApplicationId", "OrderNo"]
     items = json.loads(rows[0]["Items"])  # nested values are JSON text
-    assert items[0]["LineNo"] == 1 and "PartNo" in items[0]
+    assert items[0]["LineNumber"] == 1 and items[0]["OrderId"] == int(rows[0]["Id"])
     assert len(rows) == len(expected)
 
 
@@ -116,17 +120,18 @@ def test_csv_with_expand_and_whole_entity_set(norce_simulator, tmp_path):
             entity="Products/ProductSkus",
             destination=str(destination),
             file_format="csv",
-            select=["PartNo", "IsActive"],
-            expand="OnHand($select=WarehouseCode,OnhandValue)",
+            select=["PartNo", "IsDropShipOnly"],
+            expand="OnHand($select=WarehouseId,OnHandValue)",
             window_field=None,
         ),
         context_for(None, None),
     )
     rows = read_csv(str(destination))
     assert summary["rows"] == len(rows) == len(norce_simulator.sim.catalog.skus)
-    assert list(rows[0]) == ["PartNo", "IsActive", "OnHand"]
-    assert rows[0]["IsActive"] == "true"
-    assert json.loads(rows[0]["OnHand"])[0]["WarehouseCode"] == "MAIN"
+    assert list(rows[0]) == ["PartNo", "IsDropShipOnly", "OnHand"]
+    assert rows[0]["PartNo"] in norce_simulator.sim.catalog.skus
+    on_hand = json.loads(rows[0]["OnHand"])  # nested values are JSON text
+    assert on_hand and set(on_hand[0]) == {"WarehouseId", "OnHandValue"}
 
 
 @pytest.mark.norce_simulator(orders=3000)
@@ -139,6 +144,40 @@ def test_rerun_of_the_same_interval_rewrites_the_same_file(norce_simulator, tmp_
     export(NorceQueryExportOperator(task_id="export", destination=str(destination)), context)
     assert destination.read_bytes() == first
     assert leftovers(str(tmp_path)) == []
+
+
+@pytest.mark.norce_simulator(orders=6000, page_size=100)
+def test_consecutive_days_export_every_order_of_the_application_exactly_once(norce_simulator, tmp_path):
+    sim = norce_simulator.sim
+    days = [utc(2026, 11, 19), utc(2026, 11, 20), utc(2026, 11, 21)]
+    exported: list[dict] = []
+    for start, end in itertools.pairwise(days):
+        destination = tmp_path / f"{start:%Y-%m-%d}.jsonl"
+        op = NorceQueryExportOperator(task_id="export", destination=str(destination))
+        export(op, context_for(start, end, _Dag(interval_timetable())))
+        exported += read_jsonl(str(destination))
+    ids = [row["Id"] for row in exported]
+    assert len(ids) == len(set(ids)), "no order in two consecutive windows"
+    assert sorted(ids) == order_ids_in_window(sim, days[0], days[-1]), "none missing"
+    assert {row["ApplicationId"] for row in exported} == {sim.application_id}
+    never_updated = [row for row in exported if row["Updated"] is None]
+    assert never_updated and all(days[0].isoformat()[:10] <= row["Created"][:10] for row in never_updated)
+    everyone = order_ids_in_window(sim, days[0], days[-1], all_applications=True)
+    assert len(everyone) > len(ids), "other applications' orders exist in the window and were left out"
+
+
+@pytest.mark.norce_simulator(orders=3000, other_application_id=99)
+def test_filter_application_false_exports_every_application(norce_simulator, tmp_path):
+    destination = tmp_path / "all.jsonl"
+    op = NorceQueryExportOperator(
+        task_id="export", destination=str(destination), filter_application="{{ params.only_mine }}"
+    )
+    export(op, context_for(DAY_START, DAY_END, _Dag(interval_timetable()), params={"only_mine": "false"}))
+    rows = read_jsonl(str(destination))
+    assert {row["ApplicationId"] for row in rows} == {norce_simulator.sim.application_id, 99}
+    assert [row["Id"] for row in rows] == order_ids_in_window(
+        norce_simulator.sim, DAY_START, DAY_END, all_applications=True
+    )
 
 
 def _fail_after_two_pages(monkeypatch, sim, kind):
@@ -227,7 +266,7 @@ def test_bad_arguments_are_named(tmp_path):
 def test_every_user_facing_argument_is_templated():
     fields = set(NorceQueryExportOperator.template_fields)
     assert {"entity", "destination", "file_format", "filter", "select", "expand", "orderby"} <= fields
-    assert {"window_field", "norce_conn_id"} <= fields
+    assert {"window_field", "window_fallback_field", "filter_application", "norce_conn_id"} <= fields
 
 
 DATA_INTERVAL_DAG = """
