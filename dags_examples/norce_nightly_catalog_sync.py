@@ -1,8 +1,16 @@
 """Nightly catalog sync: stock levels and SKU prices from files into Norce Connect.
 
 An upstream system (ERP, PIM, WMS) drops two JSON-lines files every night, one object per line in the shape
-of Norce Connect's ``ImportOnhands`` and ``ImportSkuPriceLists`` items. This DAG imports both and waits until
+of Norce Connect's ``ImportOnhands`` items (``PartNo``, ``WarehouseCode``, ``LocationCode`` required;
+``OnhandValue``, ``IncomingValue``, ``NextDeliveryDate``, ...) and ``ImportSkuPriceLists`` items (``PartNo``,
+``PriceListCode`` required; ``PriceSale``, ``PriceRecommended``, ...). This DAG imports both and waits until
 Norce has finished the import jobs, failing with Norce's own error lines when a job fails.
+
+* Norce writes only the fields a header's ``...FieldsThatAreSet`` lists. The stock import leaves it out, so
+  the operator derives it from the fields in the file (and logs it); the price import lists its fields by
+  name, which the operator checks against Norce's enum and sends as codes.
+* Every item is checked against Norce's published item schema before the first POST: a file with a missing
+  ``LocationCode`` fails here, naming the line, not in Norce at 3 a.m.
 
 * The file paths are DAG params: the defaults point at ``$NORCE_CATALOG_DIR`` (the bundled samples in
   ``data/`` when unset); trigger with ``{"onhands_path": "...", "prices_path": "..."}`` to import others.
@@ -38,7 +46,8 @@ with DAG(
         "onhands_path": Param(
             f"{CATALOG_DIR}/onhands.jsonl",
             type="string",
-            description="JSON-lines file of ImportOnhands items (PartNo, WarehouseCode, OnhandValue, ...)",
+            description="JSON-lines file of ImportOnhands items (PartNo, WarehouseCode, LocationCode, "
+            "OnhandValue, ...)",
         ),
         "prices_path": Param(
             f"{CATALOG_DIR}/sku_prices.jsonl",
@@ -52,6 +61,7 @@ with DAG(
         task_id="import_stock",
         import_method="Product/ImportOnhands",
         items_path="{{ params.onhands_path }}",
+        # No SkuOnhandFieldsThatAreSet: derived from the fields present in the file.
         connect_header={"AccountId": ACCOUNT_ID, "FullFile": False},
         wait_for_completion=True,
         poll_interval=2,
@@ -60,7 +70,12 @@ with DAG(
         task_id="import_prices",
         import_method="Product/ImportSkuPriceLists",
         items_path="{{ params.prices_path }}",
-        connect_header={"AccountId": ACCOUNT_ID, "FullFile": False},
+        connect_header={
+            "AccountId": ACCOUNT_ID,
+            "FullFile": False,
+            # Only these are written; a field of the file that this list leaves out draws a warning.
+            "SkuPriceListFieldsThatAreSet": ["PriceSale", "PriceRecommended", "IsActive"],
+        },
         wait_for_completion=True,
         poll_interval=2,
     )

@@ -1,7 +1,11 @@
 """Daily incremental order export: yesterday's changed orders from Norce Query to a JSON-lines file.
 
 Each run exports the orders whose ``Updated`` lies in the day before the run (``@daily`` runs at midnight
-UTC; the operator's default window is the schedule period ending at the run, see the README). The file
+UTC; the operator's default window is the schedule period ending at the run, see the README), with their
+order lines (``$expand=Items``: ``LineNumber``, ``PartNo``, ``QtyOrdered``, ``PriceSale``, ...). Orders never
+updated since they were created have a null ``Updated``; the window then reads their ``Created``. Norce's
+``applicationId`` header does not filter orders, so the export adds ``ApplicationId eq <the connection's
+application id>`` to its filter: a tenant's other storefronts stay out of this file. The file
 appears atomically and a re-run of the same day rewrites the same file, so downstream jobs never read half
 an export. The ``norce_orders`` Asset lets downstream DAGs run as soon as a day's export is written::
 
@@ -45,6 +49,7 @@ with DAG(
         # The run of 2026-11-20 exports 2026-11-19: name the file after the day it holds.
         destination="{{ params.output_dir }}/orders/orders_{{ macros.ds_add(ds, -1) }}.jsonl",
         file_format="jsonl",
+        expand="Items",
         orderby="Id",
         outlets=[ORDERS],
     )

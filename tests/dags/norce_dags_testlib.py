@@ -19,10 +19,9 @@ def parse_dagbag(path: str) -> Any:
 
 
 def order_ids_in_window(sim: Any, start: dt.datetime, end: dt.datetime) -> list[int]:
-    """Ids of the simulator's orders with start <= Updated < end, from its data model (not over OData)."""
-    source = sim.orders
-    lo, hi = start.timestamp(), end.timestamp()
-    return [i + 1 for i in range(len(source)) if lo <= source.updated_epoch(i) < hi]
+    """Ids of the simulator's orders of its application changed in [start, end) (``Updated``, or ``Created``
+    where ``Updated`` is null), from its data model (not over OData)."""
+    return sim.orders.changed_ids(start.timestamp(), end.timestamp(), sim.application_id)
 
 
 def write_jsonl(path: Any, rows: list[dict[str, Any]]) -> None:
