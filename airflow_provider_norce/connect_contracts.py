@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from functools import lru_cache
-from typing import Any
+from typing import Any, Generic, Protocol, TypeVar
 
 from airflow_provider_norce import connect_contract_data as data
 
@@ -56,6 +56,14 @@ IGNORE_WHEN_EMPTY_CODES = frozenset({3, 4, 5, 6, 7, 8, 10})
 IGNORE_WHEN_EMPTY = "IgnoreSkuPriceListFieldsWhenEmpty"
 
 
+class _Named(Protocol):
+    @property
+    def name(self) -> str: ...
+
+
+_F = TypeVar("_F", bound=_Named)
+
+
 @dataclass(frozen=True)
 class EnumType:
     """A Connect enum: integer codes and their names (names are matched case-insensitively)."""
@@ -80,6 +88,7 @@ class EnumType:
         return None
 
     def name_of(self, code: int) -> str:
+        """The name of ``code`` for messages; the bare number when the enum has no such code."""
         for value, name in self.values:
             if value == code:
                 return name
@@ -107,12 +116,12 @@ class HeaderField:
     required: bool | None
 
 
-@dataclass(frozen=True)
-class HeaderSchema:
-    name: str
-    fields: tuple[HeaderField, ...]
+class _Fields(Generic[_F]):
+    """Lookup by name over ``fields``, shared by header and item schemas (both are small: a scan is enough)."""
 
-    def field(self, name: str) -> HeaderField | None:
+    fields: tuple[_F, ...]
+
+    def field(self, name: str) -> _F | None:
         for field in self.fields:
             if field.name == name:
                 return field
@@ -122,8 +131,17 @@ class HeaderSchema:
     def names(self) -> tuple[str, ...]:
         return tuple(f.name for f in self.fields)
 
+
+@dataclass(frozen=True)
+class HeaderSchema(_Fields[HeaderField]):
+    """The fields of one ``X-StormConnect-Header`` class (``SkuOnhandHeader``, ``CustomerHeader``...)."""
+
+    name: str
+    fields: tuple[HeaderField, ...]
+
     @property
     def has_full_file(self) -> bool:
+        """Whether Norce reads ``FullFile`` here: elsewhere a ``true`` would deactivate nothing, silently."""
         return self.field("FullFile") is not None
 
 
@@ -146,19 +164,11 @@ class ItemField:
 
 
 @dataclass(frozen=True)
-class ItemSchema:
+class ItemSchema(_Fields[ItemField]):
+    """The fields of one item class, keyed ``Service/Class`` (``Product/Sku``)."""
+
     key: str
     fields: tuple[ItemField, ...]
-
-    def field(self, name: str) -> ItemField | None:
-        for field in self.fields:
-            if field.name == name:
-                return field
-        return None
-
-    @property
-    def names(self) -> tuple[str, ...]:
-        return tuple(f.name for f in self.fields)
 
 
 @dataclass(frozen=True)
@@ -253,13 +263,8 @@ class ImportContract:
 
     @property
     def primary_mask(self) -> MaskBinding:
+        """The header's main ``...FieldsThatAreSet``: always sent, even empty (then Norce writes keys only)."""
         return next(m for m in self.masks if m.primary)
-
-    def mask(self, header_field: str) -> MaskBinding | None:
-        for binding in self.masks:
-            if binding.header_field == header_field:
-                return binding
-        return None
 
 
 class Contracts:

@@ -22,6 +22,7 @@ masks are derived after the one counting pass over the items: :func:`parse_conne
 from __future__ import annotations
 
 import json
+from collections import Counter
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -36,8 +37,6 @@ from airflow_provider_norce.connect_contracts import (
 )
 
 if TYPE_CHECKING:
-    from collections import Counter
-
     from airflow_provider_norce.connect_contracts import EnumType, HeaderField, ImportContract, MaskBinding
 
 #: Header keys people write that Norce does not read, and what to write instead. The docs spec of the
@@ -233,7 +232,7 @@ def finish_header(parsed: ParsedHeader, usage: dict[str, MaskUsage]) -> HeaderPl
     warnings: list[str] = []
     for binding in contract.masks:
         enum = contracts().enum(binding.enum)
-        seen = usage.get(binding.header_field) or MaskUsage(0, _counter())
+        seen = usage.get(binding.header_field) or MaskUsage(0, Counter())
         given = values.get(binding.header_field)
         if given is None:
             codes = sorted({code for key in seen.keys if (code := mask_value_for_key(enum, key)) is not None})
@@ -258,12 +257,6 @@ def finish_header(parsed: ParsedHeader, usage: dict[str, MaskUsage]) -> HeaderPl
             )
     header = json.dumps(values, separators=(",", ":"), ensure_ascii=True)
     return HeaderPlan(header=header, values=values, full_file=parsed.full_file, info=info, warnings=warnings)
-
-
-def _counter() -> Counter[str]:
-    from collections import Counter
-
-    return Counter()
 
 
 def _objects(binding: MaskBinding) -> str:

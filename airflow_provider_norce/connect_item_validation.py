@@ -164,7 +164,13 @@ class ItemScan:
             for where, count in sorted(self.unknown.items())
         ]
 
-    def error_text(self, task_id: str) -> str:
+    def error_text(
+        self,
+        task_id: str,
+        fix: str = "Fix the items, or pass skip_invalid_items=True to leave invalid items out "
+        "(they are never sent to Norce).",
+    ) -> str:
+        """The task's error: how many items do not fit, the first problems, then ``fix``."""
         shown = "\n  ".join(self.errors)
         more = (
             f"\n  ... and {self.error_count - len(self.errors)} more"
@@ -174,9 +180,19 @@ class ItemScan:
         return (
             f"Task {task_id!r}: {len(self.invalid)} of {self.total} item(s) of {self.source_name} do not fit "
             f"Norce's {self.method} contract ({self.error_count} problem(s)); nothing was posted:\n  "
-            f"{shown}{more}\nFix the items, or pass skip_invalid_items=True to leave invalid items out "
-            "(they are never sent to Norce)."
+            f"{shown}{more}\n{fix}"
         )
+
+
+@dataclass
+class _ItemWalk:
+    """What checking one item collects: its problems, the objects under each mask path and the keys they
+    carry, and (shared by the whole scan) the unknown keys seen."""
+
+    unknown: Counter[str]
+    problems: list[str] = field(default_factory=list)
+    objects: Counter[str] = field(default_factory=Counter)
+    keys: dict[str, Counter[str]] = field(default_factory=dict)
 
 
 class ItemChecker:
@@ -201,15 +217,12 @@ class ItemChecker:
         lines = numbered() if callable(numbered) else ((None, item) for item in source)
         for number, (line, item) in enumerate(lines, start=1):
             scan.total = number
-            problems: list[str] = []
-            item_objects: Counter[str] = Counter()
-            item_keys: dict[str, Counter[str]] = {}
-            self._check_object(
-                item, self.contract.item_schema, "", "", problems, scan, item_objects, item_keys
-            )
+            walk = _ItemWalk(scan.unknown)
+            self._check_object(item, self.contract.item_schema, "", "", walk)
+            problems = walk.problems
             if not problems:  # only items that will be sent shape the masks
-                objects.update(item_objects)
-                for shape, carried in item_keys.items():
+                objects.update(walk.objects)
+                for shape, carried in walk.keys.items():
                     keys.setdefault(shape, Counter()).update(carried)
             else:
                 scan.invalid.add(number)
@@ -228,10 +241,9 @@ class ItemChecker:
 
     def check(self, item: dict[str, Any]) -> list[str]:
         """The problems of one item (``field path: what is wrong``); empty when it fits the contract."""
-        problems: list[str] = []
-        scan = ItemScan(self.contract.method, "")
-        self._check_object(item, self.contract.item_schema, "", "", problems, scan, Counter(), {})
-        return problems
+        walk = _ItemWalk(Counter())
+        self._check_object(item, self.contract.item_schema, "", "", walk)
+        return walk.problems
 
     def _check_object(
         self,
@@ -239,14 +251,13 @@ class ItemChecker:
         schema: ItemSchema,
         path: str,
         shape: str,
-        problems: list[str],
-        scan: ItemScan,
-        objects: Counter[str],
-        keys: dict[str, Counter[str]],
+        walk: _ItemWalk,
     ) -> None:
+        problems = walk.problems
+        counted: Counter[str] | None = None
         if shape in self.mask_paths:
-            objects[shape] += 1
-            keys.setdefault(shape, Counter()).update(obj.keys())
+            walk.objects[shape] += 1
+            counted = walk.keys.setdefault(shape, Counter())
         for spec in schema.fields:
             where = f"{path}.{spec.name}" if path else spec.name
             if spec.name not in obj:
@@ -255,13 +266,16 @@ class ItemChecker:
                         f"field {where}: is required by Norce's {schema.key} contract, and missing"
                     )
                 continue
-            self._check_value(obj[spec.name], spec, where, shape, problems, scan, objects, keys)
+            self._check_value(obj[spec.name], spec, where, shape, walk)
         for key in obj:
-            if schema.field(key) is None:
-                label = f"{shape}.{key}" if shape else key
-                if label in scan.unknown or len(scan.unknown) < MAX_UNKNOWN_KEYS:
-                    hint = _key_hint(key, schema)
-                    scan.unknown[f"unknown key {label!r}{hint}"] += 1
+            if schema.field(key) is not None:
+                if counted is not None:  # only schema fields: Norce ignores other keys, and a file of
+                    counted[key] += 1  # ever-new keys must not grow memory
+                continue
+            label = f"{shape}.{key}" if shape else key
+            entry = f"unknown key {label!r}{_key_hint(key, schema)}"
+            if entry in walk.unknown or len(walk.unknown) < MAX_UNKNOWN_KEYS:
+                walk.unknown[entry] += 1
         for rule in RULES.get(schema.key, ()):
             problem = rule(obj, self.context)
             if problem:
@@ -273,11 +287,9 @@ class ItemChecker:
         spec: ItemField,
         where: str,
         shape: str,
-        problems: list[str],
-        scan: ItemScan,
-        objects: Counter[str],
-        keys: dict[str, Counter[str]],
+        walk: _ItemWalk,
     ) -> None:
+        problems = walk.problems
         if value is None:
             if spec.required:
                 problems.append(f"field {where}: is required by Norce's contract, and null")
@@ -296,7 +308,7 @@ class ItemChecker:
         child_shape = f"{shape}.{spec.name}" if shape else spec.name
         if spec.kind == "object":
             schema = self.model.schema(str(spec.ref))
-            self._check_object(value, schema, where, child_shape, problems, scan, objects, keys)
+            self._check_object(value, schema, where, child_shape, walk)
         elif spec.kind == "array":
             schema = self.model.schema(str(spec.ref))
             for index, element in enumerate(value):
@@ -304,7 +316,7 @@ class ItemChecker:
                 if not isinstance(element, dict):
                     problems.append(f"field {at}: must be a JSON object ({schema.key}), got {_kind(element)}")
                     continue
-                self._check_object(element, schema, at, f"{child_shape}[]", problems, scan, objects, keys)
+                self._check_object(element, schema, at, f"{child_shape}[]", walk)
 
     def _type_problem(self, value: Any, spec: ItemField) -> str | None:
         kind = spec.kind
@@ -385,11 +397,8 @@ class SkippingItems:
 
     def __init__(self, source: ItemSource, skip: set[int]) -> None:
         self.source = source
-        self.skip = frozenset(skip)
+        self.skip = skip  # not copied: one set of the invalid numbers is enough
         self.name = source.name
-
-    def count(self) -> int:
-        return sum(1 for _ in self)
 
     def __iter__(self) -> Iterator[dict[str, Any]]:
         for number, item in enumerate(self.source, start=1):

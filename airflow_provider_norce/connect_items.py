@@ -29,9 +29,9 @@ MAX_ITEM_CHARS = 32 << 20
 
 
 class ItemSource(Protocol):
-    name: str
+    """What the operator reads items from: a name for messages, and the items, once per iteration."""
 
-    def count(self) -> int: ...
+    name: str
 
     def __iter__(self) -> Iterator[dict[str, Any]]: ...
 

@@ -288,6 +288,10 @@ class ScopeMemo:
         with self._lock:
             self._scopes.clear()
 
+    def _reset_after_fork(self) -> None:
+        """A forked child may inherit the lock held by another thread of the parent: never acquirable."""
+        self._lock = threading.Lock()
+
 
 #: Shared by every NorceHook (and the trigger's async client) in this process.
 PROCESS_TOKEN_CACHE = TokenCache()
@@ -296,8 +300,9 @@ WORKING_SCOPES = ScopeMemo()
 
 
 def _reset_after_fork() -> None:
+    """Fresh locks in a forked child (Airflow forks task runners): see the ``_reset_after_fork`` methods."""
     PROCESS_TOKEN_CACHE._reset_after_fork()
-    WORKING_SCOPES._lock = threading.Lock()
+    WORKING_SCOPES._reset_after_fork()
 
 
 if hasattr(os, "register_at_fork"):

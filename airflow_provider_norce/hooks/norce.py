@@ -146,12 +146,17 @@ class NorceHook(BaseHook):
         """The cache key of this connection's token, under the scope currently in use."""
         return self._key_for(self.scope)
 
+    @cached_property
+    def _token_keys(self) -> dict[str, str]:
+        """Cache keys by scope: a SHA-256 of the secret per call would show in the hot path."""
+        return {}
+
     def _key_for(self, scope: str) -> str:
-        keys: dict[str, str] = self.__dict__.setdefault("_token_keys", {})
-        key = keys.get(scope)
-        if key is None:  # a SHA-256 of the secret per call would show in the hot path
+        """The token cache key of this connection under ``scope``."""
+        key = self._token_keys.get(scope)
+        if key is None:
             c = self.config
-            key = keys[scope] = token_key(c.token_url, c.client_id, scope, c.client_secret)
+            key = self._token_keys[scope] = token_key(c.token_url, c.client_id, scope, c.client_secret)
         return key
 
     @property
@@ -181,10 +186,7 @@ class NorceHook(BaseHook):
         """
         config = self.config
         if config.scope_explicit or WORKING_SCOPES.get(config.token_url, config.client_id) is not None:
-            scope = self.scope
-            return self.token_cache.get(
-                self._key_for(scope), self._fetcher(scope), self.shared_store, force=force
-            )
+            return self._token_for(self.scope, force)
         first = config.scope
         second = config.fallback_scope(first)
         if not force:
@@ -194,9 +196,7 @@ class NorceHook(BaseHook):
                     WORKING_SCOPES.remember(config.token_url, config.client_id, candidate)
                     return found
         try:
-            token = self.token_cache.get(
-                self._key_for(first), self._fetcher(first), self.shared_store, force=force
-            )
+            token = self._token_for(first, force)
         except NorceAuthError as err:
             if err.error != "invalid_scope" or second is None:
                 raise
@@ -209,9 +209,7 @@ class NorceHook(BaseHook):
         """Ask once more with the other production spelling after ``refused`` got ``invalid_scope``."""
         config = self.config
         try:
-            token = self.token_cache.get(
-                self._key_for(second), self._fetcher(second), self.shared_store, force=force
-            )
+            token = self._token_for(second, force)
         except NorceAuthError as err:
             if err.error != "invalid_scope":
                 raise
@@ -235,11 +233,13 @@ class NorceHook(BaseHook):
         )
         return token
 
-    def _fetcher(self, scope: str) -> Callable[[Reserve, NoteRateLimited], Token]:
+    def _token_for(self, scope: str, force: bool) -> Token:
+        """The cached (or shared, or newly fetched) token under ``scope``."""
+
         def fetch(reserve: Reserve, note_rate_limited: NoteRateLimited) -> Token:
             return self._fetch_token(reserve, note_rate_limited, scope)
 
-        return fetch
+        return self.token_cache.get(self._key_for(scope), fetch, self.shared_store, force=force)
 
     def _fetch_token(self, reserve: Reserve, note_rate_limited: NoteRateLimited, scope: str) -> Token:
         """One token from Norce, exactly as its page shows: a form-encoded POST, credentials in the body."""

@@ -248,6 +248,8 @@ class NorceConnectImportOperator(BaseOperator):
         """Check the header, read every item once (validate, count what the masks govern), then complete
         the header's masks: the header to send, FullFile, the items to post and how many there are."""
         # Imported here, not at module level: operator modules are imported on every DAG parse.
+        import heapq
+
         from airflow_provider_norce.connect_contracts import contracts
         from airflow_provider_norce.connect_header import finish_header, parse_connect_header
         from airflow_provider_norce.connect_item_validation import (
@@ -274,19 +276,21 @@ class NorceConnectImportOperator(BaseOperator):
                 raise ValueError(scan.error_text(self.task_id))
             if parsed.full_file:
                 raise ValueError(
-                    scan.error_text(self.task_id).split("\nFix the items")[0]
-                    + "\nskip_invalid_items cannot apply with FullFile: true: Norce would deactivate the "
-                    "items left out. Fix the items, or set FullFile to false."
+                    scan.error_text(
+                        self.task_id,
+                        fix="skip_invalid_items cannot apply with FullFile: true: Norce would deactivate "
+                        "the items left out. Fix the items, or set FullFile to false.",
+                    )
                 )
-            numbers = sorted(scan.invalid)
+            first = heapq.nsmallest(MAX_SHOWN, scan.invalid)  # no sorted copy of every invalid number
             self.log.warning(
                 "Norce Connect %s: skip_invalid_items=True: leaving out %d invalid item(s) of %s (items %s%s); "
                 "they are not sent to Norce:\n  %s",
                 method,
-                len(numbers),
+                len(scan.invalid),
                 source.name,
-                ", ".join(map(str, numbers[:MAX_SHOWN])),
-                ", ..." if len(numbers) > MAX_SHOWN else "",
+                ", ".join(map(str, first)),
+                ", ..." if len(scan.invalid) > MAX_SHOWN else "",
                 "\n  ".join(scan.errors),
             )
             source = SkippingItems(source, scan.invalid)

@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
+from airflow_provider_norce.arguments import as_bool
 from airflow_provider_norce.export_files import FILE_FORMATS, atomic_output, describe, make_writer
 
 if TYPE_CHECKING:
@@ -223,20 +224,14 @@ class NorceQueryExportOperator(BaseOperator):
 
 #: Entity sets (lower case) whose rows carry ``ApplicationId`` and are NOT filtered by the header.
 APPLICATION_FILTERED_SETS = frozenset({"orders/orders"})
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
 
 
 def _flag(value: bool | str, task_id: str, name: str) -> bool:
-    """A boolean argument that may arrive as a rendered template string."""
-    if isinstance(value, bool):
-        return value
-    text = str(value).strip().lower()
-    if text in _TRUE:
-        return True
-    if text in _FALSE:
-        return False
-    raise ValueError(f"Task {task_id!r}: {name} {value!r} is not true or false")
+    """:func:`~airflow_provider_norce.arguments.as_bool`, with the error naming the value first."""
+    try:
+        return as_bool(value if isinstance(value, bool) else str(value), name, task_id)
+    except ValueError:
+        raise ValueError(f"Task {task_id!r}: {name} {value!r} is not true or false") from None
 
 
 def _columns(select: list[str] | None, expand: str | None) -> list[str] | None:

@@ -33,7 +33,7 @@ from typing import TYPE_CHECKING, Any
 from airflow_provider_norce.testing import connect_rules as rules
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable
+    from collections.abc import Callable, Iterable
 
     from airflow_provider_norce.testing.connect_rules import Header, Schema
     from airflow_provider_norce.testing.data import Catalog
@@ -532,11 +532,17 @@ def _apply_parties(
         applied.wrote(inserted, changed)
 
 
+def _party_keys(mask: frozenset[str], code_column: str, third: str) -> tuple[tuple[str, str], ...]:
+    """(Connect key, Query column) pairs in match order: Id, Code, then ``third``; ``SearchOnlyByCode``
+    in the mask stops at Code (connect.json CustomerField/CompanyField)."""
+    keys = (("Id", "Id"), ("Code", code_column))
+    return keys if "SearchOnlyByCode" in mask else (*keys, (third, third))
+
+
 def apply_customers(catalog: Catalog, rows: Rows, header: Header, applied: Applied) -> None:
     """Customers matched by Id, then Code, then EmailAddress (only Code with SearchOnlyByCode); else created."""
     mask = header.mask("CustomerFieldsThatAreSet")
-    keys = (("Id", "Id"), ("Code", "CustomerCode")) if "SearchOnlyByCode" in mask else (
-        ("Id", "Id"), ("Code", "CustomerCode"), ("EmailAddress", "EmailAddress"))  # fmt: skip
+    keys = _party_keys(mask, "CustomerCode", "EmailAddress")
     _apply_parties(
         catalog.customers, catalog.add_customer, rows, applied, rules.SCHEMAS["Customer/Customer"], mask,
         _CUSTOMER_FIELDS, keys, "customer",
@@ -546,8 +552,7 @@ def apply_customers(catalog: Catalog, rows: Rows, header: Header, applied: Appli
 def apply_companies(catalog: Catalog, rows: Rows, header: Header, applied: Applied) -> None:
     """Companies matched by Id, then Code, then OrganizationNo; else created."""
     mask = header.mask("CompanyFieldsThatAreSet")
-    keys = (("Id", "Id"), ("Code", "CompanyCode")) if "SearchOnlyByCode" in mask else (
-        ("Id", "Id"), ("Code", "CompanyCode"), ("OrganizationNo", "OrganizationNo"))  # fmt: skip
+    keys = _party_keys(mask, "CompanyCode", "OrganizationNo")
     _apply_parties(
         catalog.companies, catalog.add_company, rows, applied, rules.SCHEMAS["Customer/Company"], mask,
         _COMPANY_FIELDS, keys, "company",
@@ -572,36 +577,39 @@ def apply_supplier_products(catalog: Catalog, rows: Rows, header: Header, applie
         write(
             record, item, rules.SCHEMAS["Supplier/SupplierProduct"], header.mask("FieldsThatAreSet"), fields
         )
-        stock_keys, price_keys = set(), set()
-        for stock in item.get("OnHand") or []:
-            stock_key = (stock.get("WarehouseCode"), stock.get("LocationCode"))
-            stock_keys.add(stock_key)
-            target = record["OnHand"].setdefault(stock_key, {"IsActive": True})
-            write(
-                target,
-                stock,
-                rules.SCHEMAS["Supplier/SupplierOnHand"],
-                header.mask("OnhandFieldsThatAreSet"),
-                onhand_fields,
-            )
-        for price in item.get("PriceList") or []:
-            price_key = (price.get("PriceListCode"), price.get("QtyBreak") or 1)
-            price_keys.add(price_key)
-            target = record["PriceList"].setdefault(price_key, {"IsActive": True})
-            write(
-                target,
-                price,
-                rules.SCHEMAS["Supplier/SupplierPrice"],
-                header.mask("PriceFieldsThatAreSet"),
-                price_fields,
-            )
+        stock_keys = _write_children(
+            record["OnHand"], item.get("OnHand"), rules.SCHEMAS["Supplier/SupplierOnHand"],
+            header.mask("OnhandFieldsThatAreSet"), onhand_fields,
+            lambda stock: (stock.get("WarehouseCode"), stock.get("LocationCode")),
+        )  # fmt: skip
+        price_keys = _write_children(
+            record["PriceList"], item.get("PriceList"), rules.SCHEMAS["Supplier/SupplierPrice"],
+            header.mask("PriceFieldsThatAreSet"), price_fields,
+            lambda price: (price.get("PriceListCode"), price.get("QtyBreak") or 1),
+        )  # fmt: skip
         if header.full_file:
-            warehouses, lists = {k[0] for k in stock_keys}, {k[0] for k in price_keys}
-            for stock_key, target in record["OnHand"].items():
-                if stock_key[0] in warehouses and stock_key not in stock_keys:
-                    target["IsActive"] = False
-            for price_key, target in record["PriceList"].items():
-                if price_key[0] in lists and price_key not in price_keys:
-                    target["IsActive"] = False
+            _deactivate_missing(record["OnHand"], stock_keys)
+            _deactivate_missing(record["PriceList"], price_keys)
         record.update(IsActive=True, Updated=stamp)
         applied.wrote(inserted)
+
+
+def _write_children(
+    targets: dict[Any, dict[str, Any]], children: Any, schema: Schema, mask: frozenset[str],
+    fields: dict[str, str], key_of: Callable[[Item], Any],
+) -> set[Any]:  # fmt: skip
+    """Write a supplier product's on-hand or price rows into ``targets`` (by ``key_of``); the keys written."""
+    keys: set[Any] = set()
+    for child in children or []:
+        key = key_of(child)
+        keys.add(key)
+        write(targets.setdefault(key, {"IsActive": True}), child, schema, mask, fields)
+    return keys
+
+
+def _deactivate_missing(targets: dict[Any, dict[str, Any]], kept: set[Any]) -> None:
+    """FullFile: rows of a warehouse (or price list) the file names, but that the file left out, go inactive."""
+    groups = {key[0] for key in kept}
+    for key, target in targets.items():
+        if key[0] in groups and key not in kept:
+            target["IsActive"] = False

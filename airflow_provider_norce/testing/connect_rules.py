@@ -100,6 +100,8 @@ class HeaderSpec:
     main_masks: tuple[str, ...]
 
 
+#: CustomerHeader serves both customer imports; only its main mask differs
+_CUSTOMER_LISTS = {"CustomerFieldsThatAreSet": "CustomerField", "CompanyFieldsThatAreSet": "CompanyField", "AccountFieldsThatAreSet": "AccountField"}  # fmt: skip
 _SKU_PRICE_LISTS = {"SkuPriceListFieldsThatAreSet": "SkuPriceListField", "IgnoreSkuPriceListFieldsWhenEmpty": "SkuPriceListField"}  # fmt: skip
 HEADERS: dict[str, HeaderSpec] = {
     "SkuOnhandHeader": HeaderSpec("SkuOnhandHeader", {"SkuOnhandFieldsThatAreSet": "SkuOnhandField"}, True, ("SkuOnhandFieldsThatAreSet",)),
@@ -128,18 +130,8 @@ HEADERS: dict[str, HeaderSpec] = {
     ),
     "RelationHeader": HeaderSpec("RelationHeader", {"RelationFieldsThatAreSet": "RelationField", "RelationCultureFieldsThatAreSet": "RelationCultureField"}, True, ("RelationFieldsThatAreSet",)),
     "CompetitorSkuHeader": HeaderSpec("CompetitorSkuHeader", {"CompetitorSkuFieldsThatAreSet": "CompetitorSkuField"}, True, ("CompetitorSkuFieldsThatAreSet",)),
-    "CustomerHeader/Customers": HeaderSpec(
-        "CustomerHeader",
-        {"CustomerFieldsThatAreSet": "CustomerField", "CompanyFieldsThatAreSet": "CompanyField", "AccountFieldsThatAreSet": "AccountField"},
-        False,
-        ("CustomerFieldsThatAreSet",),
-    ),
-    "CustomerHeader/Companies": HeaderSpec(
-        "CustomerHeader",
-        {"CustomerFieldsThatAreSet": "CustomerField", "CompanyFieldsThatAreSet": "CompanyField", "AccountFieldsThatAreSet": "AccountField"},
-        False,
-        ("CompanyFieldsThatAreSet",),
-    ),
+    "CustomerHeader/Customers": HeaderSpec("CustomerHeader", _CUSTOMER_LISTS, False, ("CustomerFieldsThatAreSet",)),
+    "CustomerHeader/Companies": HeaderSpec("CustomerHeader", _CUSTOMER_LISTS, False, ("CompanyFieldsThatAreSet",)),
     "SupplierProductHeader": HeaderSpec(
         "SupplierProductHeader",
         {

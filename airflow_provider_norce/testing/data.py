@@ -179,21 +179,27 @@ def mix64(value: int) -> int:
     return value ^ (value >> 31)
 
 
+#: Minutes whose text :class:`IsoFormatter` keeps (a month of orders touches about 50,000).
+_MINUTES_CACHED = 200_000
+
+
 class IsoFormatter:
-    """Epoch seconds -> ``YYYY-MM-DDTHH:MM:SSZ`` with the date part cached (orders share ~30 dates)."""
+    """Epoch seconds -> ``YYYY-MM-DDTHH:MM:SSZ``, the text up to the minute cached (bounded).
+
+    Why: formatting two timestamps per row was a quarter of the order paging time.
+    """
 
     def __init__(self) -> None:
-        self._days: dict[int, str] = {}
+        self._minutes: dict[int, str] = {}
 
     def __call__(self, epoch: int) -> str:
-        day, second = divmod(epoch, 86_400)
-        prefix = self._days.get(day)
+        minute, second = divmod(epoch, 60)
+        prefix = self._minutes.get(minute)
         if prefix is None:
-            prefix = time.strftime("%Y-%m-%dT", time.gmtime(day * 86_400))
-            self._days[day] = prefix
-        hour, rest = divmod(second, 3600)
-        minute, sec = divmod(rest, 60)
-        return f"{prefix}{hour:02d}:{minute:02d}:{sec:02d}Z"
+            if len(self._minutes) >= _MINUTES_CACHED:
+                self._minutes.clear()
+            prefix = self._minutes[minute] = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
+        return f"{prefix}{second:02d}Z"
 
 
 class Catalog:

@@ -31,10 +31,9 @@ candidate index range by bisection on the slot, which the Query service then sca
 from __future__ import annotations
 
 import bisect
-import time
 from typing import Any
 
-from airflow_provider_norce.testing.data import mix64
+from airflow_provider_norce.testing.data import _M64, IsoFormatter, mix64
 from airflow_provider_norce.testing.odata import parse_datetime
 
 DEFAULT_ORDERS_START = "2026-11-01T00:00:00Z"
@@ -93,29 +92,6 @@ ORDER_ITEM_SCHEMA: dict[str, str] = {
     "Updated": "datetime",
 }
 
-_M64 = (1 << 64) - 1
-_MINUTES_CACHED = 200_000
-
-
-class MinuteIsoFormatter:
-    """Epoch seconds -> ``YYYY-MM-DDTHH:MM:SSZ``, the text up to the minute cached (bounded).
-
-    Why: formatting two timestamps per row was a quarter of the paging time; a month of orders touches
-    about 50,000 distinct minutes.
-    """
-
-    def __init__(self) -> None:
-        self._minutes: dict[int, str] = {}
-
-    def __call__(self, epoch: int) -> str:
-        minute, second = divmod(epoch, 60)
-        prefix = self._minutes.get(minute)
-        if prefix is None:
-            if len(self._minutes) >= _MINUTES_CACHED:
-                self._minutes.clear()
-            prefix = self._minutes[minute] = time.strftime("%Y-%m-%dT%H:%M:", time.gmtime(minute * 60))
-        return f"{prefix}{second:02d}Z"
-
 
 class OrderSource:
     """``count`` Norce orders computed on demand (see the module docs for the shape and the speed rules)."""
@@ -148,7 +124,7 @@ class OrderSource:
         self._seed = mix64(seed & _M64 ^ 0x0DE5)
         self._part_nos = part_nos or ["100001"]
         self._customers = max(1, customers)
-        self._iso = MinuteIsoFormatter()
+        self._iso = IsoFormatter()
         #: fields whose value never decreases with the index (``$orderby`` on them needs no sort)
         self.monotonic = {"Id": lambda i: i + 1}
         #: field -> index test: within :meth:`candidate_range` of a non-null bound on the field, the bound
