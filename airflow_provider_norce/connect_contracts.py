@@ -50,6 +50,11 @@ MASK_ALIASES: dict[str, dict[str, str]] = {
 #: not have them (``connect.json x_stormconnect_headers.PriceListHeader`` FullFile note): treated as absent.
 EXAMPLE_ONLY_HEADER_FIELDS = frozenset({("PriceListHeader", "FullFile")})
 
+#: Mask values that Norce requires on EVERY object once they are in the mask (not just written empty where
+#: missing): ``connect.json item_schemas.Product/Product`` Code note, "required ... when Code is in
+#: ProductFieldsThatAreSet / FullFile=true". A derived mask that lists it while some items lack it is refused.
+REQUIRED_WHEN_MASKED = frozenset({("ProductFieldsThatAreSet", "Code")})
+
 #: The only values ``IgnoreSkuPriceListFieldsWhenEmpty`` accepts
 #: (``connect.json x_stormconnect_headers.SkuPriceListHeader`` and ``enums.SkuPriceListField.docs``).
 IGNORE_WHEN_EMPTY_CODES = frozenset({3, 4, 5, 6, 7, 8, 10})

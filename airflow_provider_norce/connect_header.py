@@ -31,6 +31,7 @@ from airflow_provider_norce.connect_contracts import (
     IGNORE_WHEN_EMPTY,
     IGNORE_WHEN_EMPTY_CODES,
     MASK_ALIASES,
+    REQUIRED_WHEN_MASKED,
     contracts,
     is_pseudo_value,
     mask_value_for_key,
@@ -243,6 +244,7 @@ def finish_header(parsed: ParsedHeader, usage: dict[str, MaskUsage]) -> HeaderPl
             codes = list(given)
             info.append(f"{binding.header_field} as given: {_label(enum, codes)}")
             warnings += _left_out(binding, enum, codes, seen)
+        _check_required_when_masked(parsed, binding, enum, codes, seen)
         warnings += _missing(binding, enum, codes, seen)
     ignore = values.get(IGNORE_WHEN_EMPTY)
     if ignore:
@@ -280,6 +282,24 @@ def _left_out(binding: MaskBinding, enum: EnumType, codes: list[int], seen: Mask
             f"{binding.header_field}, or leave {binding.header_field} out to have it derived."
         )
     return warnings
+
+
+def _check_required_when_masked(
+    parsed: ParsedHeader, binding: MaskBinding, enum: EnumType, codes: list[int], seen: MaskUsage
+) -> None:
+    """Refuse a mask listing a field that Norce then requires on every object while some objects lack it:
+    Norce would refuse those items after the POST (a given mask is already checked item by item)."""
+    for code in codes:
+        key = _key_for(enum, code)
+        lacking = seen.objects - seen.keys.get(key, 0)
+        if (binding.header_field, enum.name_of(code)) in REQUIRED_WHEN_MASKED and seen.objects and lacking:
+            raise ValueError(
+                f"{_where(parsed.task_id, parsed.contract)}: {binding.header_field} lists "
+                f"{enum.name_of(code)} ({code}) because {seen.keys.get(key, 0)} of {seen.objects} "
+                f"{_objects(binding)} carry {key}, but Norce then requires {key} on every one of them and "
+                f"{lacking} lack it. Nothing was posted. Give {key} to every item, or import the items "
+                "without it in a task of their own."
+            )
 
 
 def _missing(binding: MaskBinding, enum: EnumType, codes: list[int], seen: MaskUsage) -> list[str]:

@@ -359,3 +359,20 @@ def test_operator_accepts_supplier_import(requests_mock, monkeypatch):
             "PriceFieldsThatAreSet": [0],
         }
     ]
+
+
+def test_a_derived_product_mask_with_code_needs_code_on_every_item(requests_mock, monkeypatch):
+    """Norce requires Code on every product once Code is in ProductFieldsThatAreSet: deriving it from the
+    items that carry it while others lack it would have Norce refuse those after the POST."""
+    route = mock_norce(requests_mock, monkeypatch, "Product/ImportProducts")
+
+    def product(n: int, **extra) -> dict:
+        sku = {"PartNo": f"P{n}", "Status": 1, "Type": 1}
+        variant = {"ManufacturerPartNo": f"MPN-{n}", "Skus": [sku]}
+        return {"ManufacturerCode": "ACME", "Variants": [variant], **extra}
+
+    with pytest.raises(ValueError, match=r"lists Code \(3\) because 1 of 2 items carry Code.*1 lack it"):
+        run("Product/ImportProducts", items=[product(1, Code="CL-1"), product(2)])
+    assert route.call_count == 0
+    assert run("Product/ImportProducts", items=[product(1, Code="CL-1"), product(2, Code="CL-2")]) == ["12"]
+    assert 3 in sent_headers(route)[0]["ProductFieldsThatAreSet"]
