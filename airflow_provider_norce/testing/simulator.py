@@ -198,6 +198,7 @@ class NorceSimulator:
         self.client_secret = client_secret
         self.application_id = int(application_id)
         self.application_name = application_name
+        self._application_cache: tuple[tuple[int, str], bytes] | None = None
         self.retry_after = retry_after
         self.time = SimTime(clock)
         self._counters = Counters()
@@ -430,7 +431,7 @@ class NorceSimulator:
         if lowered == METADATA_APPLICATION:
             if method != "GET":
                 return message_error(405, "Use GET.", {"Allow": "GET"})
-            return json_reply(200, application_payload(self.application_id, self.application_name))
+            return Reply(200, self._application_body())
         if lowered.startswith(connect_api.PREFIX):
             return self._connect(method, path[len(connect_api.PREFIX) :], query, headers, body)
         return message_error(404, f"No HTTP resource was found that matches the request URI '{path}'.")
@@ -454,6 +455,14 @@ class NorceSimulator:
         if int(raw) != self.application_id:
             return message_error(403, f"This client has no access to application {int(raw)}.")
         return None
+
+    def _application_body(self) -> bytes:
+        """GetApplication's body, encoded once: it is the cheapest authenticated call, so clients (and the
+        benchmark) call it often, and the Application object is large."""
+        key = (self.application_id, self.application_name)
+        if self._application_cache is None or self._application_cache[0] != key:
+            self._application_cache = (key, json_reply(200, application_payload(*key)).body)
+        return self._application_cache[1]
 
     def _connect(self, method: str, rest: str, query: str, headers: Message, body: bytes) -> Reply:
         lowered = rest.lower()
