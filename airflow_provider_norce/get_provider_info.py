@@ -34,8 +34,8 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "scope": {
         "label": "Scope",
-        "description": "OAuth2 scope; derived from the environment when empty (production, stage, playground; "
-        "Storm: production, lab). Some tenants use 'prod'.",
+        "description": "OAuth2 scope; derived from the environment when empty (prod, stage, playground; "
+        "Storm: production, lab). When empty and Norce refuses 'prod', 'production' is tried once.",
         "schema": _STRING,
     },
     "token_url": {
