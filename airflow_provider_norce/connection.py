@@ -21,6 +21,9 @@ not set ``scope`` and Norce answers ``invalid_scope``, the hook tries the other 
 from __future__ import annotations
 
 import ipaddress
+import json
+import math
+import os
 import re
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -87,6 +90,25 @@ _CLIENT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _REGION = re.compile(r"^[a-z0-9]{1,16}$")
 _TRUE = {"true", "1", "yes", "on"}
 _FALSE = {"false", "0", "no", "off"}
+#: Norce's ApplicationId is an int32 (``connect.json``).
+_INT32_MAX = 2**31 - 1
+#: The extras this provider reads; a value of only whitespace in one of them is a mistake, never a default.
+KNOWN_EXTRAS = (
+    "platform",
+    "environment",
+    "region",
+    "application_id",
+    "scope",
+    "token_url",
+    "base_url",
+    "timeout",
+    "max_attempts",
+    "max_retry_wait",
+    "token_cache",
+    "verify",
+    "proxies",
+)
+_DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
 def is_loopback(host: str | None) -> bool:
@@ -145,10 +167,10 @@ class NorceConnectionConfig:
     @cached_property
     def api_hosts(self) -> frozenset[str]:
         """The ``scheme://host[:port]`` origins that may receive the bearer token, and no others."""
-        origins = {_origin(self.base_url)}
+        origins = {canonical_origin(self.base_url)}
         if self.layout == "storm":
-            origins.update(_origin(urls[self.environment]) for urls in STORM_SERVICE_URLS.values())
-        return frozenset(origins)
+            origins.update(canonical_origin(urls[self.environment]) for urls in STORM_SERVICE_URLS.values())
+        return Origins(origins)
 
     def service_url(self, service: str) -> str:
         """Absolute URL prefix (ending in ``/``) of a Norce service such as ``connect`` or ``query``."""
@@ -175,6 +197,12 @@ class NorceConnectionConfig:
             raise fail(
                 "login", "no client id; put the OAuth2 Client ID from Norce Admin (Settings > Users > OAUTH)"
             )
+        if not _visible_ascii(client_id):
+            raise fail(
+                "login",
+                "the client id holds whitespace, control or non-ASCII characters; copy the OAuth2 Client ID "
+                "from Norce Admin (Settings > Users > OAUTH) again, without anything around it",
+            )
         client_secret = conn.password or ""
         if not client_secret:
             raise fail(
@@ -199,7 +227,13 @@ class NorceConnectionConfig:
             base_url = _origin(STORM_SERVICE_URLS["connect"][environment])
         elif not host:
             raise fail("host", "no client name; put the client name of https://{client}.api-se.norce.tech")
-        elif not _CLIENT_NAME.match(host.lower()):
+        elif "@" in host or ":" in host:
+            raise fail(
+                "host",
+                "is neither a client name (a DNS label) nor a URL with a scheme, and must not carry "
+                "credentials; put the client name of https://{client}.api-se.norce.tech or an https URL",
+            )
+        elif not _CLIENT_NAME.fullmatch(host.lower()):
             raise fail("host", f"{host!r} is neither a client name (a DNS label) nor a URL")
         else:
             base_url = commerce_base_url(host.lower(), region, environment)
@@ -213,15 +247,26 @@ class NorceConnectionConfig:
             token_url = f"{base_url}/identity/1.0/connect/token"
 
         scope_extra = str(extra.get("scope") or "").strip()
+        if scope_extra and not scope_extra.isprintable():
+            raise fail("scope", "holds control characters; give the scope as Norce Admin names it")
         scope = scope_extra or DEFAULT_SCOPES[platform][environment]
 
         application_id: int | None = None
         raw_app = extra.get("application_id")
         if raw_app not in (None, ""):
             text = str(raw_app).strip()
-            if not text.isdigit():
-                raise fail("application_id", f"{raw_app!r} is not numeric; Norce application ids are numbers")
+            if isinstance(raw_app, bool) or not (text.isascii() and text.isdigit()):
+                raise fail(
+                    "application_id",
+                    f"{raw_app!r} is not numeric; Norce application ids are whole numbers written with the "
+                    "digits 0-9 (Norce Admin shows the id of each application)",
+                )
             application_id = int(text)
+            if application_id > _INT32_MAX:
+                raise fail(
+                    "application_id",
+                    f"{raw_app!r} is larger than any Norce application id ({_INT32_MAX}); check the number",
+                )
 
         from airflow_provider_norce.token_store import registered_token_stores
 
@@ -243,7 +288,7 @@ class NorceConnectionConfig:
             application_id=application_id,
             timeout=_number(extra, "timeout", DEFAULT_TIMEOUT, fail, positive=True),
             verify=_verify(extra, fail),
-            max_attempts=int(_number(extra, "max_attempts", DEFAULT_MAX_ATTEMPTS, fail, positive=True)),
+            max_attempts=_whole_number(extra, "max_attempts", DEFAULT_MAX_ATTEMPTS, fail),
             max_retry_wait=_number(extra, "max_retry_wait", DEFAULT_MAX_RETRY_WAIT, fail),
             token_cache=token_cache,
             proxies=proxies,
@@ -257,16 +302,119 @@ def _origin(url: str) -> str:
     return f"{parts.scheme}://{parts.netloc}".lower()
 
 
+def canonical_origin(url: str) -> str:
+    """``scheme://host[:port]`` of ``url`` (or of an origin), lower case, the scheme's default port dropped.
+
+    ``https://host`` and ``https://host:443`` are one origin; a URL Norce returns (a nextLink) may spell
+    it either way. A URL with credentials or an unreadable port has no origin here (``""``).
+    """
+    try:
+        parts = urlsplit(url)
+        port = parts.port
+    except ValueError:
+        return ""
+    if "@" in parts.netloc or not parts.hostname:
+        return ""
+    scheme = parts.scheme.lower()
+    host = parts.hostname.lower()
+    if ":" in host:  # IPv6 literal
+        host = f"[{host}]"
+    if port is None or port == _DEFAULT_PORTS.get(scheme):
+        return f"{scheme}://{host}"
+    return f"{scheme}://{host}:{port}"
+
+
+class Origins(frozenset[str]):
+    """The origins that may receive the token, each in its :func:`canonical_origin` spelling.
+
+    Membership is tested on the canonical spelling too, so ``"https://host:443" in origins`` holds
+    when ``https://host`` is allowed, whoever computed the left-hand side.
+    """
+
+    def __contains__(self, item: object) -> bool:
+        if not isinstance(item, str):
+            return False
+        canonical = canonical_origin(item)
+        return bool(canonical) and frozenset.__contains__(self, canonical)
+
+
+def _visible_ascii(text: str) -> bool:
+    """Printable ASCII without spaces: what an OAuth client id is made of (RFC 6749 A.1 minus the space)."""
+    return all("!" <= char <= "~" for char in text)
+
+
+def _redacted(url: str) -> str:
+    """``url`` with any ``user:password@`` replaced, for an error message."""
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "(an unparsable URL)"
+    netloc = parts.netloc
+    if "@" in netloc:
+        netloc = "***@" + netloc.rsplit("@", 1)[1]
+    return f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else "(a URL)"
+
+
+def _json_kind(value: Any) -> str:
+    if value is None:
+        return "null"
+    if isinstance(value, bool):
+        return "a boolean"
+    if isinstance(value, (int, float)):
+        return "a number"
+    return "a string" if isinstance(value, str) else "an array"
+
+
+def _check_raw_extra(conn: Any, conn_id: str) -> None:
+    """Airflow drops an ``extra`` that is not JSON (with a warning) and hands out ``{}``: refuse it here.
+
+    The text is never echoed (an extra may hold secrets); the position of the JSON error is.
+    """
+    text = getattr(conn, "extra", None)
+    if not isinstance(text, str) or not text.strip():
+        return
+    try:
+        parsed = json.loads(text)
+    except ValueError as err:
+        where = (
+            f"{err.msg} at line {err.lineno} column {err.colno}"
+            if isinstance(err, json.JSONDecodeError)
+            else type(err).__name__
+        )
+        raise NorceConnectionConfigError(
+            conn_id,
+            "extra",
+            f"is not valid JSON ({where}); Airflow would ignore it and run with production defaults and no "
+            'application id. Fix the Extra field so it is one JSON object, such as {"environment": "stage"}',
+        ) from None
+    if not isinstance(parsed, dict):
+        raise NorceConnectionConfigError(
+            conn_id,
+            "extra",
+            f'must be a JSON object such as {{"environment": "stage"}}, not {_json_kind(parsed)}',
+        )
+
+
 def _extras(conn: Any, conn_id: str) -> dict[str, Any]:
     """Extras as a dict, accepting the legacy ``extra__norce__<field>`` prefixed keys too."""
     try:
         raw = conn.extra_dejson
-    except Exception as err:  # Airflow logs and swallows bad JSON in some versions; be explicit instead
-        raise NorceConnectionConfigError(conn_id, "extra", f"not valid JSON ({err})") from None
+    except Exception:  # Airflow logs and swallows bad JSON in some versions; be explicit instead
+        _check_raw_extra(conn, conn_id)
+        raise NorceConnectionConfigError(conn_id, "extra", "could not be read as JSON") from None
+    if not raw:
+        _check_raw_extra(conn, conn_id)
     if not isinstance(raw, dict):
         raise NorceConnectionConfigError(conn_id, "extra", "must be a JSON object")
     prefix = "extra__norce__"
-    return {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in raw.items()}
+    extras = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in raw.items()}
+    for name in KNOWN_EXTRAS:
+        value = extras.get(name)
+        if isinstance(value, str) and value and not value.strip():
+            raise NorceConnectionConfigError(
+                conn_id, name, "holds only whitespace; remove it to use the default, or give a value"
+            )
+    return extras
 
 
 def _choice(extra: Mapping[str, Any], name: str, default: str, allowed: tuple[str, ...], fail: Any) -> str:
@@ -281,12 +429,31 @@ def _number(extra: Mapping[str, Any], name: str, default: float, fail: Any, posi
     if raw in (None, ""):
         return float(default)
     try:
-        value = float(raw)
+        value = float(raw.strip() if isinstance(raw, str) else raw)
     except (TypeError, ValueError):
-        raise fail(name, f"{raw!r} is not a number") from None
+        value = math.nan
+    if isinstance(raw, bool) or not math.isfinite(value):
+        raise fail(name, f"{raw!r} is not a number; give a number of seconds such as {default:g}")
     if value < 0 or (positive and value == 0):
         raise fail(name, f"{raw!r} must be {'greater than' if positive else 'at least'} 0")
     return value
+
+
+def _whole_number(extra: Mapping[str, Any], name: str, default: int, fail: Any) -> int:
+    """A whole number of at least 1 (``"3"`` and ``3.0`` included; ``0.5``, ``inf`` and ``nan`` refused)."""
+    raw = extra.get(name)
+    if raw in (None, ""):
+        return default
+    text = raw.strip() if isinstance(raw, str) else raw
+    try:
+        value = float(text)
+    except (TypeError, ValueError):
+        value = math.nan
+    if isinstance(raw, bool) or not math.isfinite(value) or not value.is_integer():
+        raise fail(name, f"{raw!r} is not a whole number; give a count such as {default}")
+    if value < 1:
+        raise fail(name, f"{raw!r} must be greater than 0; give a count such as {default}")
+    return int(value)
 
 
 def _verify(extra: Mapping[str, Any], fail: Any) -> bool | str:
@@ -298,18 +465,46 @@ def _verify(extra: Mapping[str, Any], fail: Any) -> bool | str:
         return True
     if text.lower() in _FALSE:
         return False
-    if text:
-        return text  # a CA bundle path, as requests takes it
-    raise fail("verify", "empty; use true, false or the path of a CA bundle")
+    if not text:
+        raise fail("verify", "empty; use true, false or the path of a CA bundle")
+    if not os.path.exists(text):
+        raise fail(
+            "verify",
+            f"{text!r} is neither true/false nor an existing CA bundle file or directory on this machine; "
+            "use true, false or the path of a CA bundle (PEM) that exists where the task runs",
+        )
+    return text  # a CA bundle path, as requests takes it
 
 
 def _checked_url(url: str, field_name: str, fail: Any, keep_path: bool = False) -> str:
     """An absolute URL that is https, or http to loopback only."""
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        raise fail(field_name, "is not a URL; give an absolute https URL") from None
+    if "@" in parts.netloc:
+        raise fail(
+            field_name,
+            f"{_redacted(url)} must not carry credentials; remove the user:password@ part and use the "
+            "login and password fields",
+        )
     if parts.scheme not in ("https", "http") or not parts.hostname:
-        raise fail(field_name, f"{url!r} is not an absolute http(s) URL")
-    if parts.username or parts.password:
-        raise fail(field_name, "must not carry credentials; use the login and password fields")
+        raise fail(field_name, f"{_redacted(url)!r} is not an absolute http(s) URL")
+    try:
+        port = parts.port
+    except ValueError:
+        port = 0
+    if port == 0 or any(c.isspace() or not c.isprintable() for c in parts.netloc):
+        raise fail(
+            field_name,
+            f"{_redacted(url)!r} has an invalid host or port; give https://host or https://host:port "
+            "with a port from 1 to 65535",
+        )
+    if not parts.netloc.isascii():
+        raise fail(
+            field_name,
+            f"{_redacted(url)!r} has a non-ASCII host; give the host in its ASCII (xn--) form",
+        )
     if parts.scheme == "http" and not is_loopback(parts.hostname):
         raise fail(
             field_name,
@@ -318,4 +513,10 @@ def _checked_url(url: str, field_name: str, fail: Any, keep_path: bool = False) 
         )
     if keep_path:
         return url
+    if parts.query or parts.fragment:
+        raise fail(
+            field_name,
+            f"{_redacted(url)!r} has a query or fragment that would be dropped; give only https://host "
+            "(and a path prefix if a gateway needs one)",
+        )
     return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")

@@ -111,6 +111,7 @@ class NorceJobTrigger(BaseTrigger):
             login=conn.login,
             password=conn.password,
             host=conn.host,
+            extra=conn.extra,  # the raw text, so extra that is not JSON is refused, not read as {}
             extra_dejson=extra,
         )
         return NorceConnectionConfig.from_connection(view, self.norce_conn_id)
