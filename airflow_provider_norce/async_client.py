@@ -25,6 +25,8 @@ from airflow_provider_norce.jobs import JOB_GET, JOB_GET_LOG, JobLog, JobState
 from airflow_provider_norce.retry import IDEMPOTENT_METHODS, api_error, json_body, refused_fresh_token
 
 if TYPE_CHECKING:
+    import ssl
+    from collections.abc import Mapping
     from types import TracebackType
 
     import httpx
@@ -151,18 +153,44 @@ def _build_client(config: NorceConnectionConfig) -> httpx.AsyncClient:
     headers = {"Accept": "application/json", "User-Agent": f"airflow-provider-norce/{__version__}"}
     if config.application_id is not None:
         headers["ApplicationId"] = str(config.application_id)
+    verify = _ssl_verify(config.verify)
     mounts: dict[str, httpx.AsyncBaseTransport | None] | None = None
     if config.proxies:
         mounts = {
-            f"{scheme}://": httpx.AsyncHTTPTransport(proxy=proxy, verify=config.verify)
+            f"{scheme}://": httpx.AsyncHTTPTransport(proxy=proxy, verify=verify)
             for scheme, proxy in config.proxies.items()
             if scheme in ("http", "https") and proxy
         }
     return httpx.AsyncClient(
         headers=headers,
         timeout=config.timeout,
-        verify=config.verify,
+        verify=verify,
         follow_redirects=False,  # a redirect must never carry the bearer token elsewhere
         mounts=mounts,
         trust_env=True,
     )
+
+
+def _ssl_verify(verify: bool | str, environ: Mapping[str, str] | None = None) -> bool | ssl.SSLContext:
+    """The connection's ``verify`` as httpx takes it: a CA bundle path becomes an ``SSLContext``.
+
+    Why: httpx deprecates a path for ``verify``; a context built here also makes plain that the
+    connection's bundle (or ``false``) is used whatever ``SSL_CERT_FILE``/``SSL_CERT_DIR`` say. Left at
+    ``true``, the worker's bundle applies as in the sync hook: ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE``,
+    which requests (so the task) reads, come first, so a deferred wait trusts the same CAs as the task
+    that deferred it; without them httpx's own default (``SSL_CERT_FILE``/``SSL_CERT_DIR``, certifi) holds.
+    """
+    import os
+    import ssl
+
+    if verify is False:
+        return False
+    if verify is True:
+        env = os.environ if environ is None else environ
+        bundle = env.get("REQUESTS_CA_BUNDLE") or env.get("CURL_CA_BUNDLE")
+        if not bundle or not os.path.exists(bundle):
+            return True
+        verify = bundle
+    if os.path.isdir(verify):
+        return ssl.create_default_context(capath=verify)
+    return ssl.create_default_context(cafile=verify)

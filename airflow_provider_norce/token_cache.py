@@ -17,7 +17,9 @@ from __future__ import annotations
 import base64
 import hashlib
 import json
+import math
 import os
+import re
 import threading
 import time
 from collections.abc import Callable
@@ -30,6 +32,11 @@ if TYPE_CHECKING:
 
 #: Lifetime assumed when Norce says nothing usable: short, because a guess too long means 401s.
 DEFAULT_LIFETIME = 300.0
+#: The longest a token is kept, whatever its answer says: a token "for ten years" that Norce revokes
+#: would otherwise sit in every cache, and an infinite one would never be renewed.
+MAX_LIFETIME = 86400.0
+#: A lifetime below this is not one: it would send a token request before every call.
+MIN_LIFETIME = 1.0
 #: Renew this long before expiry at most; short lifetimes renew at 90 % of their life instead.
 MAX_REFRESH_MARGIN = 60.0
 REFRESH_FRACTION = 0.1
@@ -63,7 +70,14 @@ class Token:
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Token:
-        return cls(str(data["access_token"]), float(data["expires_at"]), float(data["obtained_at"]))
+        """A stored token; raises ``ValueError`` on anything that could not have come from Norce."""
+        access_token = checked_access_token(data["access_token"])
+        expires_at, obtained_at = data["expires_at"], data["obtained_at"]
+        if not all(
+            isinstance(v, (int, float)) and not isinstance(v, bool) for v in (expires_at, obtained_at)
+        ):
+            raise ValueError("token times are not numbers")
+        return cls(access_token, float(expires_at), float(obtained_at))
 
 
 def token_key(token_url: str, client_id: str, scope: str, client_secret: str) -> str:
@@ -73,23 +87,71 @@ def token_key(token_url: str, client_id: str, scope: str, client_secret: str) ->
     return hashlib.sha256(material.encode()).hexdigest()
 
 
-def token_from_response(payload: dict[str, Any], now: float) -> Token:
+class BadTokenAnswer(ValueError):
+    """A 200 token answer without a usable bearer token; the text says what was wrong, never the token."""
+
+
+#: Characters a bearer token can hold (RFC 6750 ``b64token`` is narrower): anything else, whitespace and
+#: control characters above all, would break or split the ``Authorization`` header.
+_TOKEN_CHARS = re.compile(r"[\x21-\x7e]+")
+
+
+def checked_access_token(value: Any) -> str:
+    """``value`` if it can be sent as a bearer token; else :class:`BadTokenAnswer` saying why."""
+    if not isinstance(value, str):
+        kind = "null" if value is None else f"a JSON {_json_kind(value)}"
+        raise BadTokenAnswer(f"its access_token is {kind}, not a string")
+    if not value.strip():
+        raise BadTokenAnswer("its access_token is empty")
+    if not _TOKEN_CHARS.fullmatch(value):
+        raise BadTokenAnswer("its access_token holds whitespace or characters a bearer token cannot have")
+    return value
+
+
+def _json_kind(value: Any) -> str:
+    if isinstance(value, bool):
+        return "boolean"
+    if isinstance(value, (int, float)):
+        return "number"
+    if isinstance(value, list):
+        return "array"
+    if isinstance(value, dict):
+        return "object"
+    return type(value).__name__
+
+
+def _usable_lifetime(value: Any) -> float | None:
+    """Seconds from ``expires_in`` (a number or a numeric string), or None if it says nothing usable."""
+    if isinstance(value, bool) or not isinstance(value, (int, float, str)):
+        return None
+    try:
+        lifetime = float(value)
+    except ValueError:
+        return None
+    return lifetime if math.isfinite(lifetime) and lifetime >= MIN_LIFETIME else None
+
+
+def token_from_response(payload: Any, now: float) -> Token:
     """Build a :class:`Token`, trusting ``expires_in``, then the JWT ``exp``, then a short default.
 
     Norce's page says a token lives 3600 s while its own example says 600 and that the value may
-    change: the answer is the only authority.
+    change: the answer is the only authority, within reason: a lifetime that is not a finite number of
+    at least :data:`MIN_LIFETIME` seconds is ignored, and none is kept longer than :data:`MAX_LIFETIME`. Raises
+    :class:`BadTokenAnswer` when the answer holds no token that could be sent.
     """
-    access_token = payload["access_token"]
-    lifetime: float | None = None
-    expires_in = payload.get("expires_in")
-    if expires_in is not None:
-        try:
-            lifetime = float(expires_in)
-        except (TypeError, ValueError):
-            lifetime = None
-    if lifetime is None or lifetime <= 0:
+    if not isinstance(payload, dict):
+        raise BadTokenAnswer(f"the answer is a JSON {_json_kind(payload)}, not an object")
+    if "access_token" not in payload:
+        raise BadTokenAnswer("the answer has no access_token")
+    access_token = checked_access_token(payload["access_token"])
+    lifetime = _usable_lifetime(payload.get("expires_in"))
+    if lifetime is None:
         exp = jwt_expiry(access_token)
-        lifetime = exp - now if exp is not None and exp > now else DEFAULT_LIFETIME
+        if exp is not None and math.isfinite(exp) and exp - now >= MIN_LIFETIME:
+            lifetime = exp - now
+        else:
+            lifetime = DEFAULT_LIFETIME
+    lifetime = min(lifetime, MAX_LIFETIME)
     return Token(access_token=access_token, expires_at=now + lifetime, obtained_at=now)
 
 
@@ -101,8 +163,11 @@ def jwt_expiry(access_token: str) -> float | None:
     try:
         padded = parts[1] + "=" * (-len(parts[1]) % 4)
         claims = json.loads(base64.urlsafe_b64decode(padded))
-        return float(claims["exp"])
-    except (ValueError, KeyError, TypeError):
+        exp = claims["exp"]
+        if isinstance(exp, bool):
+            return None
+        return float(exp)
+    except (ValueError, KeyError, TypeError, OverflowError):
         return None
 
 
@@ -293,8 +358,63 @@ class ScopeMemo:
         self._lock = threading.Lock()
 
 
+class MaskedTokens:
+    """Which tokens this process has registered with Airflow's secrets masker (by digest, bounded).
+
+    Why: a token must be masked in every process that holds it, however it got there (fetched, read
+    from the machine store, found in a cache), but registering it again on every request would send
+    the supervisor a message per call.
+    """
+
+    def __init__(self, limit: int = 1024) -> None:
+        self._seen: dict[str, None] = {}
+        self._last: str | None = None
+        self._limit = limit
+        self._lock = threading.Lock()
+
+    def first_time(self, access_token: str) -> bool:
+        """True exactly once per process for ``access_token`` (then it is to be registered)."""
+        if access_token is self._last:
+            return False  # the hot path: the same cached token, request after request
+        digest = hashlib.sha256(access_token.encode()).hexdigest()
+        with self._lock:
+            self._last = access_token
+            if digest in self._seen:
+                return False
+            self._seen[digest] = None
+            if len(self._seen) > self._limit:
+                del self._seen[next(iter(self._seen))]  # the oldest: long expired
+            return True
+
+    def _reset_after_fork(self) -> None:
+        # A forked child is a process of its own: it registers what it uses itself.
+        self._lock = threading.Lock()
+        self._seen = {}
+        self._last = None
+
+
+def scrub_secret(text: str, secret: str) -> str:
+    """``text`` without ``secret`` in any spelling a server echoing the token request could use.
+
+    Why: some token endpoints echo the form they were sent (``client_secret=...``) in their error
+    body, and that body ends up in exception texts and in ``airflow connections test`` output.
+    """
+    from urllib.parse import quote, quote_plus
+
+    if secret:
+        escaped = json.dumps(secret)[1:-1]
+        for spelling in sorted({secret, quote_plus(secret), quote(secret, safe=""), escaped}, key=len)[::-1]:
+            text = text.replace(spelling, "***")
+    return _FORM_SECRET.sub(r"\1***", text)  # also a secret the server changed on the way
+
+
+#: ``client_secret=...``, ``"client_secret": "..."`` and ``client_secret: ...`` up to the value's end.
+_FORM_SECRET = re.compile(r"""(client_secret["']?\s*[=:]\s*["']?)(?:\\.|[^"'&\s,;}<])*""", re.IGNORECASE)
+
 #: Shared by every NorceHook (and the trigger's async client) in this process.
 PROCESS_TOKEN_CACHE = TokenCache()
+#: The tokens already registered with Airflow's secrets masker in this process.
+MASKED_TOKENS = MaskedTokens()
 #: The working scope spelling of each default-scope connection in this process (see :class:`ScopeMemo`).
 WORKING_SCOPES = ScopeMemo()
 
@@ -303,6 +423,7 @@ def _reset_after_fork() -> None:
     """Fresh locks in a forked child (Airflow forks task runners): see the ``_reset_after_fork`` methods."""
     PROCESS_TOKEN_CACHE._reset_after_fork()
     WORKING_SCOPES._reset_after_fork()
+    MASKED_TOKENS._reset_after_fork()
 
 
 if hasattr(os, "register_at_fork"):

@@ -30,13 +30,16 @@ from airflow_provider_norce.retry import (
     refused_fresh_token,
 )
 from airflow_provider_norce.token_cache import (
+    MASKED_TOKENS,
     PROCESS_TOKEN_CACHE,
     WORKING_SCOPES,
+    BadTokenAnswer,
     NoteRateLimited,
     Reserve,
     SharedTokenStore,
     Token,
     TokenCache,
+    scrub_secret,
     token_from_response,
     token_key,
 )
@@ -194,7 +197,7 @@ class NorceHook(BaseHook):
                 found = self.token_cache.find(self._key_for(candidate), self.shared_store)
                 if found is not None:
                     WORKING_SCOPES.remember(config.token_url, config.client_id, candidate)
-                    return found
+                    return self._handed_out(found)
         try:
             token = self._token_for(first, force)
         except NorceAuthError as err:
@@ -239,7 +242,20 @@ class NorceHook(BaseHook):
         def fetch(reserve: Reserve, note_rate_limited: NoteRateLimited) -> Token:
             return self._fetch_token(reserve, note_rate_limited, scope)
 
-        return self.token_cache.get(self._key_for(scope), fetch, self.shared_store, force=force)
+        return self._handed_out(
+            self.token_cache.get(self._key_for(scope), fetch, self.shared_store, force=force)
+        )
+
+    @staticmethod
+    def _handed_out(token: Token) -> Token:
+        """Every token the hook hands out passes here: registered with Airflow's masker once per process.
+
+        Why: a token read from the machine store (or any cache) was masked only in the process that
+        fetched it; the next task would log it in clear when an error body echoes the header.
+        """
+        if MASKED_TOKENS.first_time(token.access_token):
+            _mask(token.access_token)
+        return token
 
     def _fetch_token(self, reserve: Reserve, note_rate_limited: NoteRateLimited, scope: str) -> Token:
         """One token from Norce, exactly as its page shows: a form-encoded POST, credentials in the body."""
@@ -281,34 +297,45 @@ class NorceHook(BaseHook):
                 note_rate_limited(error.retry_after)
                 raise error
             if response.status_code >= 500:
-                error = api_error("POST", config.token_url, response.status_code, None, response.content)
+                body = scrub_secret(response.content.decode("utf-8", errors="replace"), config.client_secret)
+                error = api_error("POST", config.token_url, response.status_code, None, body)
                 error.retryable = True  # a token request changes nothing: repeating it is safe
                 raise error
             if response.status_code != 200:
                 raise self._auth_error(response, scope)
             try:
-                payload = response.json()
+                try:
+                    payload = response.json()
+                except ValueError:
+                    raise BadTokenAnswer("its body is not JSON") from None
                 token = token_from_response(payload, self.token_cache.clock())
-            except (ValueError, KeyError, TypeError):
+            except BadTokenAnswer as err:
                 raise NorceAuthError(
-                    f"Norce connection {config.conn_id!r}: the token endpoint answered 200 without an "
-                    f"access_token ({excerpt(_redacted_body(response), 120)})",
+                    f"Norce connection {config.conn_id!r}: the token endpoint {config.token_url} answered "
+                    f"200 without a usable access_token: {err} ({excerpt(_redacted_body(response), 120)}); "
+                    "nothing was sent with it. Check that the connection's host or base_url points at "
+                    "Norce's identity service and not at a proxy or portal page, then retry the task.",
                     conn_id=config.conn_id,
                     status_code=200,
                 ) from None
-            _mask(token.access_token)
-            return token
+            return self._handed_out(token)  # masked before it is saved or used anywhere
 
         return policy.retrying(sleep=self._sleep)(attempt)
 
     def _auth_error(self, response: requests.Response, scope: str) -> NorceAuthError:
+        """The error for a refused token request; nothing the server echoed of the form (the secret) shows."""
         config = self.config
+
+        def scrubbed(text: str) -> str:
+            return scrub_secret(text, config.client_secret)
+
         try:
             body = response.json()
-            code = str(body.get("error") or "")
-            description = str(body.get("error_description") or "").strip().rstrip(".")
+            code = scrubbed(str(body.get("error") or ""))
+            description = scrubbed(str(body.get("error_description") or "")).strip().rstrip(".")
         except (ValueError, AttributeError):
-            code, description = "", excerpt(response.content, 120)
+            text = response.content.decode("utf-8", errors="replace")
+            code, description = "", excerpt(scrubbed(text), 120)
         hint = OAUTH_ERRORS_NEEDING_A_HUMAN.get(code, "check the connection's credentials")
         message = (
             f"Norce connection {config.conn_id!r}: the token endpoint {config.token_url} refused client "
@@ -324,7 +351,7 @@ class NorceHook(BaseHook):
                 message += f"; Norce's material also spells it {', '.join(repr(o) for o in others)}"
             message += ": set the extra 'scope' to the one your OAuth user was granted."
         return NorceAuthError(
-            message, conn_id=config.conn_id, error=code or None, status_code=response.status_code
+            scrubbed(message), conn_id=config.conn_id, error=code or None, status_code=response.status_code
         )
 
     # -- requests --------------------------------------------------------------------------------
@@ -336,7 +363,7 @@ class NorceHook(BaseHook):
     @cached_property
     def _session(self) -> requests.Session:
         config = self.config
-        session = requests.Session()
+        session = _NorceSession()
         session.auth = _BearerAuth(self)
         session.verify = config.verify
         session.trust_env = True
@@ -374,6 +401,16 @@ class NorceHook(BaseHook):
         headers: dict[str, str] | None = None,
     ) -> requests.Response:
         """Send one authenticated request, retried as the policy allows; raises on a non-2xx answer."""
+        if not isinstance(endpoint, str) or not endpoint.strip():
+            raise ValueError(
+                f"Norce connection {self.norce_conn_id!r}: the endpoint must be a non-empty path or URL such as "
+                f"'commerce/metadata/1.1/GetApplication', got {endpoint!r}"
+            )
+        if not isinstance(method, str) or not method.strip().isalpha():
+            raise ValueError(
+                f"Norce connection {self.norce_conn_id!r}: method must be an HTTP method such as 'GET' or "
+                f"'POST', got {method!r}"
+            )
         response, _ = self._send(method, endpoint, params=params, json=json, data=data, headers=headers)
         return response
 
@@ -396,8 +433,21 @@ class NorceHook(BaseHook):
     def paginate_pages(
         self, endpoint: str, params: dict[str, Any] | None = None
     ) -> Iterator[list[dict[str, Any]]]:
-        """The ``value`` of each page of an OData listing, following ``@odata.nextLink``, one page at a time."""
-        url: str | None = self.url_for(endpoint)
+        """The ``value`` of each page of an OData listing, following ``@odata.nextLink``, one page at a time.
+
+        A nextLink that leads back to a page already read (itself, relative or absolute, or A -> B -> A)
+        fails before that page's rows are handed on, so an export never writes the same rows again; a
+        nextLink that is not a string, or leads to another origin, fails too (the token never follows it).
+        """
+        if not isinstance(endpoint, str) or not endpoint.strip():
+            raise ValueError(
+                f"Norce connection {self.norce_conn_id!r}: the listing endpoint must be a non-empty path or "
+                f"URL such as 'commerce/Query/2.0/Orders/Orders', got {endpoint!r}"
+            )
+        first = self.url_for(endpoint)
+        listing = _strip_query(first)
+        seen = {_page_key(requests.Request("GET", first, params=params).prepare().url or first)}
+        url: str | None = first
         while url is not None:
             page = self.run_json(url, params=params)
             if not isinstance(page, dict) or not isinstance(page.get("value"), list):
@@ -406,10 +456,47 @@ class NorceHook(BaseHook):
                     method="GET",
                     url=_strip_query(url),
                 )
-            yield page["value"]
             next_link = page.get("@odata.nextLink")
-            url = self.url_for(urljoin(url, next_link)) if next_link else None
+            url = self._next_page(listing, url, next_link, seen) if next_link not in (None, "") else None
             params = None  # the server's nextLink already carries the whole query
+            yield page["value"]
+
+    def _next_page(self, listing: str, url: str, next_link: Any, seen: set[bytes]) -> str:
+        """The absolute URL of ``next_link``; refuses a link that is not a string, leaves the configured
+        origins, or leads back to a page of this listing already read."""
+        conn_id = self.config.conn_id
+        if not isinstance(next_link, str):
+            raise NorceAPIError(
+                f"Norce connection {conn_id!r}: GET {listing} answered with an @odata.nextLink that is not a "
+                f"link ({type(next_link).__name__} {excerpt(repr(next_link), 80)}); the listing cannot be "
+                "followed. Check the query options, and report it to Norce support if it persists.",
+                method="GET",
+                url=listing,
+            )
+        absolute = urljoin(url, next_link.strip())
+        try:
+            absolute = self.url_for(absolute)
+        except NorceError as err:
+            raise NorceAPIError(
+                f"Norce connection {conn_id!r}: GET {listing} answered with an @odata.nextLink to another "
+                f"host, port or scheme ({_strip_query(absolute)}); not following it, the Norce token is never "
+                f"sent there. {err}",
+                method="GET",
+                url=listing,
+            ) from None
+        key = _page_key(absolute)
+        if key in seen:
+            raise NorceAPIError(
+                f"Norce connection {conn_id!r}: GET {listing} answered with an @odata.nextLink that leads back "
+                f"to a page already read ({_shown_link(absolute)}), after {len(seen)} page(s); following it "
+                "would repeat the same rows forever, so the listing was stopped and nothing more was read. "
+                "Check the query options ($orderby, $skip, $top); if Norce keeps answering so, report it to "
+                "Norce support.",
+                method="GET",
+                url=listing,
+            )
+        seen.add(key)
+        return absolute
 
     def paginate(self, endpoint: str, params: dict[str, Any] | None = None) -> Iterator[dict[str, Any]]:
         """The items of an OData listing across pages (``@odata.nextLink``), one page in memory at a time."""
@@ -525,6 +612,26 @@ class _BearerAuth(AuthBase):
         return "<NorceBearerAuth>"
 
 
+class _NorceSession(requests.Session):
+    """A session whose own ``verify`` and ``proxies`` (the connection's) win over the environment.
+
+    Why: with ``trust_env`` on, requests merges ``REQUESTS_CA_BUNDLE``/``CURL_CA_BUNDLE`` and the
+    ``*_PROXY`` variables over the session's settings (``Session.merge_environment_settings``), so a
+    worker with such a variable set would ignore ``verify: false``, a private CA bundle, or the
+    connection's ``proxies``. Settings passed to one request still win; the environment still fills
+    in what the connection leaves open (``verify`` left at true, schemes without a proxy).
+    """
+
+    def merge_environment_settings(self, url: Any, proxies: Any, stream: Any, verify: Any, cert: Any) -> Any:
+        asked = dict(proxies or {})  # requests adds the environment's proxies to this dict in place
+        settings = super().merge_environment_settings(url, proxies, stream, verify, cert)
+        if verify is None and self.verify is not True:
+            settings["verify"] = self.verify
+        if self.proxies:
+            settings["proxies"] = {**settings["proxies"], **self.proxies, **asked}
+        return settings
+
+
 class _NoAuth(AuthBase):
     """The token request carries its credentials in the body, never a bearer header."""
 
@@ -562,6 +669,46 @@ def _origin(url: str) -> str:
 
 def _strip_query(url: str) -> str:
     return url.split("?", 1)[0]
+
+
+_DEFAULT_PORTS = {"http": 80, "https": 443}
+#: Query parameters never shown in an error (a server could echo a credential into its nextLink).
+_SECRET_PARAMS = frozenset(
+    {"access_token", "token", "client_secret", "password", "code", "api_key", "apikey"}
+)
+
+
+def _page_key(url: str) -> bytes:
+    """A digest of ``url`` that is equal for the same page however it is spelt: scheme and host in lower
+    case, the default port dropped, the query decoded and sorted (a digest keeps a long listing small)."""
+    import hashlib
+    from urllib.parse import parse_qsl
+
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    host = (parts.hostname or "").lower()
+    try:
+        port = parts.port
+    except ValueError:
+        port = None
+    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
+    query = sorted(parse_qsl(parts.query, keep_blank_values=True))
+    text = "\n".join([scheme, netloc, parts.path or "/", *(f"{k}={v}" for k, v in query)])
+    return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
+
+
+def _shown_link(url: str) -> str:
+    """``url`` for an error message: at most 300 characters, credential-like parameters redacted."""
+    from urllib.parse import parse_qsl, urlencode
+
+    base, _, query = url.partition("?")
+    if query:
+        pairs = [
+            (k, "***" if k.lower() in _SECRET_PARAMS else v)
+            for k, v in parse_qsl(query, keep_blank_values=True)
+        ]
+        base = f"{base}?{urlencode(pairs, safe='$,() ')}"
+    return base if len(base) <= 300 else base[:297] + "..."
 
 
 def _redacted_body(response: requests.Response) -> str:
