@@ -42,3 +42,28 @@ def positive_float(value: Any, field: str, task_id: str) -> float:
     if isinstance(value, bool) or not number > 0:
         raise ValueError(f"Task {task_id!r}: {field} must be a number of seconds above 0, got {value!r}")
     return number
+
+
+def finite_seconds(value: Any, field: str, task_id: str) -> float:
+    """A finite number of seconds above 0 (``inf`` and ``nan`` too are refused: no wait can use them)."""
+    import math
+
+    number = positive_float(value, field, task_id)
+    if not math.isfinite(number):
+        raise ValueError(
+            f"Task {task_id!r}: {field} must be a finite number of seconds above 0, got {value!r}"
+        )
+    return number
+
+
+def non_negative_float(value: Any, field: str, task_id: str) -> float:
+    """A number of seconds of at least 0 (``0``: every time); text, ``nan`` and negatives are refused."""
+    try:
+        number = float(value)
+    except (TypeError, ValueError):
+        number = -1.0
+    if isinstance(value, bool) or not number >= 0:
+        raise ValueError(
+            f"Task {task_id!r}: {field} must be a number of seconds of at least 0, got {value!r}"
+        )
+    return number

@@ -268,10 +268,17 @@ class ItemChecker:
                 continue
             self._check_value(obj[spec.name], spec, where, shape, walk)
         for key in obj:
+            if not isinstance(key, str):
+                problems.append(_json_problem_text(f"{path}.{key!r}" if path else repr(key), "key", key))
+                continue
             if schema.field(key) is not None:
                 if counted is not None:  # only schema fields: Norce ignores other keys, and a file of
                     counted[key] += 1  # ever-new keys must not grow memory
                 continue
+            # Norce ignores the value, but it is posted: it must be JSON (no datetime, set, bytes, NaN).
+            problem = _json_problem(obj[key], f"{path}.{key}" if path else key)
+            if problem:
+                problems.append(problem)
             label = f"{shape}.{key}" if shape else key
             entry = f"unknown key {label!r}{_key_hint(key, schema)}"
             if entry in walk.unknown or len(walk.unknown) < MAX_UNKNOWN_KEYS:
@@ -305,6 +312,11 @@ class ItemChecker:
         if problem:
             problems.append(f"field {where}: {problem}")
             return
+        if spec.kind not in ("object", "array"):  # those are walked below, field by field
+            problem = _json_problem(value, where)
+            if problem:
+                problems.append(problem)
+                return
         child_shape = f"{shape}.{spec.name}" if shape else spec.name
         if spec.kind == "object":
             schema = self.model.schema(str(spec.ref))
@@ -360,6 +372,45 @@ class ItemChecker:
         ):
             return f"must be a JSON array of strings, got {_kind(value)}"
         return None
+
+
+def _json_problem(value: Any, where: str) -> str | None:
+    """Why ``value`` (at field path ``where``) cannot be posted as JSON, or ``None``: the first value that
+    ``json.dumps`` would refuse (a datetime, a set, bytes, a key that is not text) or would write as
+    invalid JSON (NaN, Infinity). Iterative, so a deeply nested value cannot exhaust the stack."""
+    stack: list[tuple[Any, str]] = [(value, where)]
+    while stack:
+        current, at = stack.pop()
+        if current is None or isinstance(current, (str, bool, int)):
+            continue
+        if isinstance(current, float):
+            if not math.isfinite(current):
+                return (
+                    f"field {at}: is {current!r}, which JSON cannot carry (it would be posted as invalid "
+                    "JSON); give a number, or leave the field out"
+                )
+            continue
+        if isinstance(current, (list, tuple)):
+            stack.extend((element, f"{at}[{index}]") for index, element in enumerate(current))
+            continue
+        if isinstance(current, dict):
+            for key, element in current.items():
+                if not isinstance(key, str):
+                    return _json_problem_text(f"{at}.{key!r}", "key", key)
+                stack.append((element, f"{at}.{key}"))
+            continue
+        return _json_problem_text(at, "value", current)
+    return None
+
+
+def _json_problem_text(at: str, what: str, value: Any) -> str:
+    shown = repr(value)
+    shown = shown if len(shown) <= 60 else shown[:57] + "..."
+    return (
+        f"field {at}: the {what} {shown} ({type(value).__name__}) cannot be sent as JSON; convert it first "
+        "(a datetime to an ISO-8601 string such as 2025-01-31T12:00:00Z, a set or tuple to a list, bytes and "
+        "decimals to text or numbers, keys to text)"
+    )
 
 
 def _kind(value: Any) -> str:

@@ -69,6 +69,17 @@ class FileItems:
     """Items streamed from a JSON-array or JSON-lines file, local or on any ``ObjectStoragePath``."""
 
     def __init__(self, path: Any, task_id: str) -> None:
+        if isinstance(path, bool) or not (
+            isinstance(path, (str, os.PathLike)) or (hasattr(path, "fs") and hasattr(path, "path"))
+        ):
+            raise ValueError(
+                f"Task {task_id!r}: items_path must be a file path, an ObjectStoragePath or a URI "
+                f"(file:///..., s3://...), got {type(path).__name__} {path!r}"[:300]
+            )
+        if isinstance(path, os.PathLike) and isinstance(os.fspath(path), bytes):
+            raise ValueError(f"Task {task_id!r}: items_path must be a text path, got bytes {path!r}"[:300])
+        if not str(path).strip():
+            raise ValueError(f"Task {task_id!r}: items_path is empty; give the path of the items file")
         self.path = path
         self.task_id = task_id
         self.name = f"items_path {str(path)!r}"
@@ -81,6 +92,16 @@ class FileItems:
             return open(os.fspath(self.path), "rb")
         except FileNotFoundError:
             raise FileNotFoundError(f"Task {self.task_id!r}: {self.name} does not exist") from None
+        except IsADirectoryError:
+            raise ValueError(
+                f"Task {self.task_id!r}: {self.name} is a directory; give the path of one JSON-array or "
+                "JSON-lines file"
+            ) from None
+        except PermissionError:
+            raise PermissionError(
+                f"Task {self.task_id!r}: {self.name} cannot be read by this worker (permission denied); "
+                "fix its permissions or give another file"
+            ) from None
 
     def count(self) -> int:
         return sum(1 for _ in self)

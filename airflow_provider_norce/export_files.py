@@ -37,6 +37,43 @@ FILE_FORMATS = ("jsonl", "csv")
 TEMP_SUFFIX = ".norce-tmp"
 
 
+class DestinationError(ValueError):
+    """The destination cannot be written (a directory, not writable, the wrong type); raised before any
+    row is written, so nothing of the export was kept."""
+
+
+def destination_problem(destination: Any) -> str | None:
+    """Why ``destination`` can never receive the export, found before anything is fetched; else ``None``.
+
+    Checked: its type (a path, an ``ObjectStoragePath`` or a URI), a trailing ``/`` (a directory), and for a
+    local path an existing directory in its place.
+    """
+    if isinstance(destination, bool) or not (
+        isinstance(destination, (str, os.PathLike))
+        or (hasattr(destination, "fs") and hasattr(destination, "path"))
+    ):
+        return (
+            "destination must be a file path, an ObjectStoragePath or a URI (file:///..., s3://...), got "
+            f"{type(destination).__name__} {destination!r}"[:300]
+        )
+    if isinstance(destination, os.PathLike) and isinstance(os.fspath(destination), bytes):
+        return f"destination must be a text path, got bytes {destination!r}"[:300]
+    text = describe(destination)
+    if not text.strip():
+        return "destination is empty; give a file path or URI"
+    if text.endswith(("/", os.sep)):
+        return (
+            f"destination {text!r} ends in '/', so it names a directory, not a file; give a file name such as "
+            f"{text.rstrip('/' + os.sep)}/orders.jsonl"
+        )
+    if not is_remote(destination) and os.path.isdir(text):
+        return (
+            f"destination {text!r} is a directory; give a file path inside it such as "
+            f"{os.path.join(text, 'orders.jsonl')}"
+        )
+    return None
+
+
 def temp_name(final_name: str) -> str:
     """A hidden, recognisable sibling name for the file being written (``.orders.jsonl.<hex>.norce-tmp``)."""
     return f".{final_name}.{uuid.uuid4().hex[:12]}{TEMP_SUFFIX}"
@@ -65,11 +102,18 @@ def atomic_output(destination: Any) -> Iterator[IO[bytes]]:
 @contextlib.contextmanager
 def _atomic_local(path: str) -> Iterator[IO[bytes]]:
     directory, name = os.path.split(os.path.abspath(path))
-    if not name:
-        raise ValueError(f"export destination {path!r} names a directory, not a file")
-    os.makedirs(directory, exist_ok=True)
-    temp = os.path.join(directory, temp_name(name))
-    handle = open(temp, "xb")  # noqa: SIM115 - closed below on every path
+    if not name or path.endswith(("/", os.sep)) or os.path.isdir(path):
+        raise DestinationError(f"export destination {path!r} names a directory, not a file")
+    try:
+        os.makedirs(directory, exist_ok=True)
+        temp = os.path.join(directory, temp_name(name))
+        handle = open(temp, "xb")  # noqa: SIM115 - closed below on every path
+    except OSError as err:
+        raise DestinationError(
+            f"cannot write the export destination {path!r}: its directory {directory!r} cannot be created "
+            f"or written by this worker ({err.strerror or type(err).__name__}); give a destination the "
+            "worker may write, or fix the directory's permissions"
+        ) from None
     try:
         yield handle
         handle.flush()
@@ -93,12 +137,26 @@ def _atomic_local(path: str) -> Iterator[IO[bytes]]:
 def _atomic_object(destination: Any) -> Iterator[IO[bytes]]:
     fs, path = fs_and_path(destination)
     parent, _, name = path.rstrip("/").rpartition("/")
-    if not name:
-        raise ValueError(f"export destination {describe(destination)!r} names a directory, not a file")
+    if not name or path.endswith("/"):
+        raise DestinationError(f"export destination {describe(destination)!r} names a directory, not a file")
+    is_dir = False
+    with contextlib.suppress(Exception):  # a store that cannot tell is asked nothing more here
+        is_dir = bool(fs.isdir(path))
+    if is_dir:
+        raise DestinationError(
+            f"export destination {describe(destination)!r} is a directory; give a file path inside it"
+        )
     with contextlib.suppress(Exception):  # object stores have no directories; local ones need them
         fs.makedirs(parent, exist_ok=True)
     temp = f"{parent}/{temp_name(name)}" if parent else temp_name(name)
-    handle = fs.open(temp, "wb")
+    try:
+        handle = fs.open(temp, "wb")
+    except OSError as err:
+        raise DestinationError(
+            f"cannot write the export destination {describe(destination)!r} "
+            f"({err.strerror or type(err).__name__}); give a destination the worker may write, or fix its "
+            "permissions"
+        ) from None
     try:
         yield handle
         handle.close()

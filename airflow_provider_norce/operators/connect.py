@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 # Both are standard library only: cheap at DAG parse time.
-from airflow_provider_norce.arguments import as_bool, positive_float, positive_int
+from airflow_provider_norce.arguments import as_bool, finite_seconds, positive_int
 from airflow_provider_norce.connect_items import FileItems, ListItems, _batched
 from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError
 from airflow_provider_norce.import_ledger import ledger_for
@@ -149,7 +149,15 @@ class NorceConnectImportOperator(BaseOperator):
         from airflow_provider_norce.jobs import known_import_method, wait_for_jobs
 
         method = known_import_method(self.import_method)
+        # Every argument is checked before anything is read or posted: a bad one found after the POST
+        # would leave an import in Norce that the task reports as failed.
         batch_size = positive_int(self.batch_size, "batch_size", self.task_id)
+        wait = as_bool(self.wait_for_completion, "wait_for_completion", self.task_id)
+        as_bool(self.allow_validation_failures, "allow_validation_failures", self.task_id)
+        as_bool(self.fail_on_row_errors, "fail_on_row_errors", self.task_id)
+        as_bool(self.skip_invalid_items, "skip_invalid_items", self.task_id)
+        poll_interval = finite_seconds(self.poll_interval, "poll_interval", self.task_id)
+        timeout = None if self.timeout is None else finite_seconds(self.timeout, "timeout", self.task_id)
         # reads (and validates) the whole input once, before anything is posted
         header, full_file, source, total = self._prepare(method)
         if full_file and total == 0:
@@ -169,11 +177,9 @@ class NorceConnectImportOperator(BaseOperator):
         answers = self._post_batches(hook, method, header, source, batch_size, total, ledger)
         job_ids = [a.job_id for a in answers]
         self._check_validation(answers)
-        if not job_ids or not as_bool(self.wait_for_completion, "wait_for_completion", self.task_id):
+        if not job_ids or not wait:
             ledger.clear(len(job_ids))
             return job_ids
-        poll_interval = positive_float(self.poll_interval, "poll_interval", self.task_id)
-        timeout = None if self.timeout is None else positive_float(self.timeout, "timeout", self.task_id)
         if self.deferrable:
             from airflow_provider_norce.triggers.norce import NorceJobTrigger
 
@@ -324,7 +330,10 @@ class NorceConnectImportOperator(BaseOperator):
         for index, batch in enumerate(_batched(iter(source), batch_size)):
             first = index * batch_size + 1
             where = f"batch {index + 1} of {batches} (items {first}-{first + len(batch) - 1}) of {method}"
-            body = json.dumps(batch, separators=(",", ":"), ensure_ascii=False).encode("utf-8")
+            # allow_nan=False: NaN/Infinity are not JSON; ItemChecker refused such items before any POST
+            body = json.dumps(batch, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
+                "utf-8"
+            )
             digest = hashlib.sha256(body).hexdigest()
             recorded = ledger.get(index)
             if recorded is not None and recorded.get("sha256") == digest:

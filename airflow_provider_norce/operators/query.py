@@ -13,8 +13,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_norce.arguments import as_bool
-from airflow_provider_norce.export_files import FILE_FORMATS, atomic_output, describe, make_writer
+from airflow_provider_norce.arguments import as_bool, non_negative_float
+from airflow_provider_norce.export_files import (
+    FILE_FORMATS,
+    DestinationError,
+    atomic_output,
+    describe,
+    destination_problem,
+    make_writer,
+)
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -122,8 +129,12 @@ class NorceQueryExportOperator(BaseOperator):
                 f"Task {self.task_id!r}: entity {self.entity!r} must be 'Namespace/EntitySet', "
                 "for example 'Orders/Orders' or 'Products/ProductSkus'"
             )
-        if self.destination in (None, ""):
+        if self.destination is None or self.destination == "":
             raise ValueError(f"Task {self.task_id!r}: destination is empty; give a file path or URI")
+        problem = destination_problem(self.destination)
+        if problem:
+            raise ValueError(f"Task {self.task_id!r}: {problem}")
+        progress_interval = non_negative_float(self.progress_interval, "progress_interval", self.task_id)
         select = _names(self.select)
         hook = self.get_hook()
         params = self.query_params(context, select, application_id=hook.config.application_id)
@@ -138,16 +149,19 @@ class NorceQueryExportOperator(BaseOperator):
         )
         pages = 0
         started = last_log = time.monotonic()
-        with atomic_output(self.destination) as stream:
-            writer = make_writer(file_format, stream, _columns(select, self.expand))
-            for page in hook.paginate_pages(endpoint, params=params):
-                writer.write_rows(page)
-                pages += 1
-                now = time.monotonic()
-                if now - last_log >= self.progress_interval:
-                    last_log = now
-                    self._log_progress(pages, writer.rows, now - started)
-            writer.close()
+        try:
+            with atomic_output(self.destination) as stream:
+                writer = make_writer(file_format, stream, _columns(select, self.expand))
+                for page in hook.paginate_pages(endpoint, params=params):
+                    writer.write_rows(page)
+                    pages += 1
+                    now = time.monotonic()
+                    if now - last_log >= progress_interval:
+                        last_log = now
+                        self._log_progress(pages, writer.rows, now - started)
+                writer.close()
+        except DestinationError as err:  # raised before any row was fetched, or at the final rename
+            raise ValueError(f"Task {self.task_id!r}: {err}") from None
         self._log_progress(pages, writer.rows, time.monotonic() - started, done=target)
         return {"path": target, "rows": writer.rows, "pages": pages}
 
