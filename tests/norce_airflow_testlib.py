@@ -24,3 +24,22 @@ def load_dagbag(path: str) -> Any:
         bag.sync_to_db("dags-folder", None)
         return bag
     return DagBag(dag_folder=path)
+
+
+def use_mock_connection(monkeypatch: Any, secret: str) -> None:
+    """Point ``norce_default`` at the requests-mock host ``acme`` (one attempt per request, a process token
+    cache emptied for this test), with ``secret`` as client secret so a test can search errors for it."""
+    import json
+
+    from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE
+
+    conn = {
+        "conn_type": "norce",
+        "host": "acme",
+        "login": "client-1",
+        "password": secret,
+        "extra": {"application_id": "42", "token_cache": "process", "max_attempts": 1},
+    }
+    monkeypatch.setenv("AIRFLOW_CONN_NORCE_DEFAULT", json.dumps(conn))
+    PROCESS_TOKEN_CACHE.clear()
+    PROCESS_TOKEN_CACHE.limiter.tat = 0.0

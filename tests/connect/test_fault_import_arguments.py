@@ -9,6 +9,7 @@ import json
 import re
 
 import pytest
+from norce_airflow_testlib import use_mock_connection
 
 from airflow_provider_norce.operators.connect import NorceConnectImportOperator
 from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE
@@ -21,16 +22,7 @@ SECRET = "fault-import-client-secret"
 
 @pytest.fixture(autouse=True)
 def conn(monkeypatch):
-    conn = {
-        "conn_type": "norce",
-        "host": "acme",
-        "login": "client-1",
-        "password": SECRET,
-        "extra": {"application_id": "42", "token_cache": "process", "max_attempts": 1},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_NORCE_DEFAULT", json.dumps(conn))
-    PROCESS_TOKEN_CACHE.clear()
-    PROCESS_TOKEN_CACHE.limiter.tat = 0.0
+    use_mock_connection(monkeypatch, SECRET)
     yield
     PROCESS_TOKEN_CACHE.clear()
 

@@ -8,11 +8,11 @@ Bad arguments are refused before any request is sent.
 from __future__ import annotations
 
 import datetime as dt
-import json
 import os
 import stat
 
 import pytest
+from norce_airflow_testlib import use_mock_connection
 
 from airflow_provider_norce.exceptions import NorceAPIError
 from airflow_provider_norce.hooks.norce import NorceHook
@@ -36,16 +36,7 @@ CONTEXT = {
 
 @pytest.fixture(autouse=True)
 def conn(monkeypatch):
-    conn = {
-        "conn_type": "norce",
-        "host": "acme",
-        "login": "client-1",
-        "password": SECRET,
-        "extra": {"application_id": "42", "token_cache": "process", "max_attempts": 1},
-    }
-    monkeypatch.setenv("AIRFLOW_CONN_NORCE_DEFAULT", json.dumps(conn))
-    PROCESS_TOKEN_CACHE.clear()
-    PROCESS_TOKEN_CACHE.limiter.tat = 0.0
+    use_mock_connection(monkeypatch, SECRET)
     yield
     PROCESS_TOKEN_CACHE.clear()
 
