@@ -12,6 +12,7 @@ import codecs
 import itertools
 import json
 import os
+import re
 from typing import TYPE_CHECKING, Any, Protocol
 
 from airflow_provider_norce.storage import fs_and_path, is_remote
@@ -113,7 +114,8 @@ class FileItems:
         """The items with their line number in a JSON-lines file (``None`` in a JSON array), so that an
         error can point at the line to fix."""
         with self._open() as stream:
-            for number, (line, item) in enumerate(iter_json_items_with_lines(stream, self.name), start=1):
+            lines = iter_json_items_with_lines(stream, self.name, allow_empty=False)
+            for number, (line, item) in enumerate(_with_task(lines, self.task_id), start=1):
                 if not isinstance(item, dict):
                     raise ValueError(
                         f"Task {self.task_id!r}: item {number} of {self.name} is a {type(item).__name__}, "
@@ -122,56 +124,98 @@ class FileItems:
                 yield line, item
 
 
+def _with_task(lines: Iterator[tuple[int | None, Any]], task_id: str) -> Iterator[tuple[int | None, Any]]:
+    """The parser's errors (which name the file and the line or item) prefixed with the task."""
+    while True:
+        try:
+            yield next(lines)
+        except StopIteration:
+            return
+        except ValueError as err:
+            raise ValueError(f"Task {task_id!r}: {err}") from None
+
+
 def _batched(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     while batch := list(itertools.islice(items, size)):
         yield batch
 
 
 # -- streaming JSON --------------------------------------------------------------------------------
+#
+# Linear whatever the size of one item: while an item is incomplete, the buffer is grown geometrically
+# (at least doubling what is pending) before it is parsed again, so an item of N characters costs O(N)
+# parsing and copying in all, not a re-parse per chunk (which was quadratic: 23.5 s for one 12 MB item).
+
+
+def _limit_text() -> str:
+    limit = MAX_ITEM_CHARS
+    return f"{limit >> 20} MiB of text" if limit >= 1 << 20 else f"{limit} characters"
+
+
+class _TooLarge(ValueError):
+    """The pending item or line grew past ``MAX_ITEM_CHARS``; the caller says which one."""
 
 
 class _Buffer:
     """Decoded text of a byte stream, read a chunk at a time; ``pos`` is the read position in ``text``."""
 
-    def __init__(self, stream: Any, name: str, chunk_bytes: int = CHUNK_BYTES) -> None:
+    def __init__(self, stream: Any, name: str, chunk_bytes: int | None = None) -> None:
         self.stream = stream
         self.name = name
-        self.chunk_bytes = chunk_bytes
-        self.decoder = codecs.getincrementaldecoder("utf-8-sig")()
+        self.chunk_bytes = chunk_bytes or CHUNK_BYTES
+        self.decoder = codecs.getincrementaldecoder("utf-8")()
         self.text = ""
         self.pos = 0
         self.offset = 0  # characters dropped before ``text``
+        self.lines = 0  # newlines decoded so far (for the line of a UTF-8 error)
+        self.started = False  # a leading byte-order mark is dropped
         self.eof = False
 
-    def more(self) -> None:
-        """Read one more chunk, dropping what was consumed."""
+    def more(self, want: int = 0) -> None:
+        """Drop what was consumed and read at least one more chunk, and then on until at least ``want``
+        more characters were decoded (callers pass what is pending, so the buffer doubles)."""
         if self.eof:
             return
-        data = self.stream.read(self.chunk_bytes)
-        try:
-            decoded = self.decoder.decode(data or b"", final=not data)
-        except UnicodeDecodeError as err:
-            raise ValueError(f"{self.name} is not UTF-8 text ({err})") from None
+        pending = len(self.text) - self.pos
+        parts: list[str] = []
+        got = 0
+        while True:
+            data = self.stream.read(self.chunk_bytes)
+            decoded = self._decode(data or b"", final=not data)
+            if not self.started and decoded:
+                self.started = True
+                decoded = decoded.removeprefix("\ufeff")
+            parts.append(decoded)
+            got += len(decoded)
+            if not data:
+                self.eof = True
+            if want and pending + got > MAX_ITEM_CHARS:
+                raise _TooLarge(f"at character {self.offset + self.pos}")
+            if self.eof or got >= want:
+                break
         self.offset += self.pos
-        self.text = self.text[self.pos :] + decoded
+        self.text = self.text[self.pos :] + "".join(parts)
         self.pos = 0
-        if not data:
-            self.eof = True
-        if len(self.text) > MAX_ITEM_CHARS:
+
+    def _decode(self, data: bytes, final: bool) -> str:
+        held = self.decoder.getstate()[0]  # bytes of a character cut by the previous chunk
+        try:
+            decoded = self.decoder.decode(data, final=final)
+        except UnicodeDecodeError as err:
+            line = self.lines + (held + data)[: err.start].count(b"\n") + 1
             raise ValueError(
-                f"{self.name}: one item is larger than {MAX_ITEM_CHARS >> 20} MiB of text at character "
-                f"{self.offset}, or the file is malformed there"
-            )
+                f"{self.name} is not UTF-8 text: line {line} holds byte(s) {err.object[err.start : err.end]!r} "
+                f"({err.reason}); save the file as UTF-8"
+            ) from None
+        self.lines += decoded.count("\n")
+        return decoded
 
     def peek(self) -> str | None:
         """The next non-whitespace character (not consumed), or None at the end."""
         while True:
-            text, pos = self.text, self.pos
-            while pos < len(text) and text[pos] in " \t\r\n":
-                pos += 1
-            self.pos = pos
-            if pos < len(text):
-                return text[pos]
+            self.pos = _WHITESPACE.match(self.text, self.pos).end()  # type: ignore[union-attr]
+            if self.pos < len(self.text):
+                return self.text[self.pos]
             if self.eof:
                 return None
             self.more()
@@ -181,26 +225,33 @@ class _Buffer:
 
 
 _DECODER = json.JSONDecoder()
+_WHITESPACE = re.compile(r"[ \t\r\n]*")
 
 
-def iter_json_items(stream: Any, name: str, chunk_bytes: int = CHUNK_BYTES) -> Iterator[Any]:
+def iter_json_items(stream: Any, name: str, chunk_bytes: int | None = None) -> Iterator[Any]:
     """The values of a JSON array, or of JSON lines, from a binary stream; bounded memory either way."""
     return (value for _, value in iter_json_items_with_lines(stream, name, chunk_bytes))
 
 
 def iter_json_items_with_lines(
-    stream: Any, name: str, chunk_bytes: int = CHUNK_BYTES
+    stream: Any, name: str, chunk_bytes: int | None = None, allow_empty: bool = True
 ) -> Iterator[tuple[int | None, Any]]:
     """Like :func:`iter_json_items`, each value with its 1-based line number in JSON lines (``None`` for
-    the items of a JSON array)."""
+    the items of a JSON array). With ``allow_empty=False`` an input of only whitespace is an error (an
+    empty JSON array ``[]`` is still zero items)."""
     buf = _Buffer(stream, name, chunk_bytes)
     first = buf.peek()
     if first is None:
+        if not allow_empty:
+            raise ValueError(
+                f"{name} is empty; it must hold a JSON array of objects ([{{...}}, {{...}}]) or JSON lines "
+                "(one object per line). Check the task that writes it; for no items write []"
+            )
         return
     if first == "[":
         yield from ((None, value) for value in _array_items(buf))
     else:
-        yield from _json_lines(buf)
+        yield from _json_lines(buf, first)
 
 
 def _array_items(buf: _Buffer) -> Iterator[Any]:
@@ -243,24 +294,46 @@ def _decode_value(buf: _Buffer, number: int) -> Any:
             if end < len(buf.text) or buf.eof:
                 buf.pos = end
                 return value
-        buf.more()
+        try:
+            buf.more(len(buf.text) - buf.pos)
+        except _TooLarge as err:
+            raise ValueError(
+                f"{buf.name}: item {number} is larger than {_limit_text()} ({err}), or the file is "
+                "malformed there; split such items or fix the file"
+            ) from None
 
 
-def _json_lines(buf: _Buffer) -> Iterator[tuple[int, Any]]:
+def _json_lines(buf: _Buffer, first: str) -> Iterator[tuple[int, Any]]:
     line_number = 0
+    scanned = buf.offset + buf.pos  # absolute position up to which the pending line holds no newline
     while True:
-        newline = buf.text.find("\n", buf.pos)
+        newline = buf.text.find("\n", max(buf.pos, scanned - buf.offset))
         if newline < 0 and not buf.eof:
-            buf.more()
+            scanned = buf.offset + len(buf.text)
+            try:
+                buf.more(len(buf.text) - buf.pos)
+            except _TooLarge:
+                raise ValueError(
+                    f"{buf.name}: line {line_number + 1} is longer than {_limit_text()} without a line "
+                    "break; JSON lines holds one object per line (split such items), or the file is "
+                    "malformed there"
+                ) from None
             continue
         end = len(buf.text) if newline < 0 else newline
         line = buf.text[buf.pos : end]
         buf.pos = end + 1 if newline >= 0 else end
+        scanned = buf.offset + buf.pos
         line_number += 1
         if line.strip():
             try:
                 yield line_number, json.loads(line)
             except ValueError as err:
-                raise ValueError(f"{buf.name}: line {line_number} is not valid JSON ({err})") from None
+                hint = ""
+                if line_number == 1 and first == "{":
+                    hint = (
+                        "; the file looks like one JSON object over several lines: an items file is a "
+                        "JSON array of objects ([{...}, {...}]) or JSON lines (one object per line)"
+                    )
+                raise ValueError(f"{buf.name}: line {line_number} is not valid JSON ({err}){hint}") from None
         if newline < 0:
             return
