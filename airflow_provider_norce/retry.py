@@ -118,9 +118,25 @@ def refused_fresh_token(conn_id: str, application_id: int | None, method: str, u
     )
 
 
+#: Set on an error whose own retries are spent (a token request's): no outer retry repeats them.
+RETRIES_SPENT = "norce_retries_spent"
+
+
+def mark_retries_spent(exc: BaseException) -> BaseException:
+    """Mark ``exc`` as final: its request was already retried on its own budget.
+
+    Why: a token request retries under its own policy; were the API attempt around it to retry the
+    token error again, one failing token endpoint would cost ``max_attempts`` squared requests and
+    waits. ``retryable`` itself is left as the transport set it (callers read it to know whether a
+    request can have been processed).
+    """
+    setattr(exc, RETRIES_SPENT, True)
+    return exc
+
+
 def is_retryable(exc: BaseException) -> bool:
     """The transport decided, where it read the answer, whether repeating the request is safe."""
-    return bool(getattr(exc, "retryable", False))
+    return bool(getattr(exc, "retryable", False)) and not getattr(exc, RETRIES_SPENT, False)
 
 
 class wait_retry_after(wait_base):

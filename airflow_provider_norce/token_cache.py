@@ -202,11 +202,19 @@ class TokenRequestLimiter:
             return wait
 
     def note_rate_limited(self, retry_after: float | None) -> None:
-        """Norce said 429: others behind our address spent the burst; no slot before it says so."""
+        """Norce said 429: others behind our address spent the burst; no slot before it says so.
+
+        With a ``Retry-After`` Norce's answer is the authority: the refused request's own slot is
+        given back (Norce did not serve it), so the next slot is the one Norce named, sooner or later
+        than the limiter's guess, and never the guess on top of it. Slots other callers already
+        hold stay theirs. Without one the refused slot stands and the next comes an interval later.
+        """
         with self._lock:
             now = self.clock()
-            wait = retry_after if retry_after is not None else self.interval
-            self.tat = max(self.tat, now + self.tolerance + wait)
+            if retry_after is None:
+                self.tat = max(self.tat, now + self.tolerance + self.interval)
+            else:
+                self.tat = max(self.tat - self.interval, now + self.tolerance + retry_after)
 
 
 class SharedTokenStore(Protocol):

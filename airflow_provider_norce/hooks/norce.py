@@ -27,6 +27,7 @@ from airflow_provider_norce.retry import (
     RetryPolicy,
     api_error,
     json_body,
+    mark_retries_spent,
     refused_fresh_token,
 )
 from airflow_provider_norce.token_cache import (
@@ -320,7 +321,41 @@ class NorceHook(BaseHook):
                 ) from None
             return self._handed_out(token)  # masked before it is saved or used anywhere
 
-        return policy.retrying(sleep=self._sleep)(attempt)
+        try:
+            return policy.retrying(sleep=self._sleep)(attempt)
+        except NorceAPIError as err:
+            # The token request spent its own retries: the API call around it (sync or async) ends now
+            # with this error instead of retrying it again (no max_attempts x max_attempts requests).
+            raise mark_retries_spent(self._token_request_failed(err)) from None
+        except NorceError as err:
+            raise mark_retries_spent(err) from None
+
+    def _token_request_failed(self, err: NorceAPIError) -> NorceAPIError:
+        """The token endpoint's failure, naming the connection and what to do; same status and flags."""
+        config = self.config
+        if err.url != config.token_url:
+            return err  # already says it (no slot within the budget)
+        if err.status_code == 429:
+            hint = (
+                "Norce admits 3 token requests a minute per IP address and other clients behind this address "
+                "are using them; the task's retry asks again, and with the connection's token_cache 'machine' "
+                "the tasks of a worker share one token"
+            )
+        else:
+            hint = (
+                "Norce's identity service did not give a token; the task's retry asks again. If it persists, "
+                "check Norce's status and the connection's host, base_url and proxy settings"
+            )
+        failed = type(err)(
+            f"Norce connection {config.conn_id!r}: no access token from {config.token_url}: {err}; {hint}.",
+            status_code=err.status_code,
+            method=err.method,
+            url=err.url,
+            body_excerpt=err.body_excerpt,
+            retry_after=err.retry_after,
+            retryable=err.retryable,
+        )
+        return failed
 
     def _auth_error(self, response: requests.Response, scope: str) -> NorceAuthError:
         """The error for a refused token request; nothing the server echoed of the form (the secret) shows."""
@@ -671,7 +706,6 @@ def _strip_query(url: str) -> str:
     return url.split("?", 1)[0]
 
 
-_DEFAULT_PORTS = {"http": 80, "https": 443}
 #: Query parameters never shown in an error (a server could echo a credential into its nextLink).
 _SECRET_PARAMS = frozenset(
     {"access_token", "token", "client_secret", "password", "code", "api_key", "apikey"}
@@ -684,16 +718,11 @@ def _page_key(url: str) -> bytes:
     import hashlib
     from urllib.parse import parse_qsl
 
+    from airflow_provider_norce.connection import canonical_origin
+
     parts = urlsplit(url)
-    scheme = parts.scheme.lower()
-    host = (parts.hostname or "").lower()
-    try:
-        port = parts.port
-    except ValueError:
-        port = None
-    netloc = host if port in (None, _DEFAULT_PORTS.get(scheme)) else f"{host}:{port}"
     query = sorted(parse_qsl(parts.query, keep_blank_values=True))
-    text = "\n".join([scheme, netloc, parts.path or "/", *(f"{k}={v}" for k, v in query)])
+    text = "\n".join([canonical_origin(url), parts.path or "/", *(f"{k}={v}" for k, v in query)])
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
 
 
