@@ -406,7 +406,9 @@ class NorceConnectImportOperator(BaseOperator):
         except NorceAPIError as err:
             refused = err.status_code is not None and err.status_code < 500
             never_sent = err.status_code is None and err.retryable  # refused connection, connect timeout
-            if refused or never_sent:
+            # No token, no POST: a failing token endpoint (even a 5xx) means the batch never left.
+            no_token = err.url is not None and err.url == hook.config.token_url
+            if refused or never_sent or no_token:
                 raise NorceJobError(
                     f"Task {self.task_id!r}: Norce did not accept {where}: {err}. Nothing of this batch was "
                     "imported; a retry posts it again."

@@ -151,3 +151,21 @@ def test_items_path_of_the_wrong_type_is_refused(norce, path):
 
 def test_items_path_that_is_a_directory_is_refused(norce, tmp_path):
     refused_before_any_request(norce, make(items_path=str(tmp_path)), r"items_path .* is a directory")
+
+
+def test_a_failing_token_endpoint_leaves_the_batch_free_to_post_again(requests_mock):
+    """A 503 from the token endpoint means the import never left the worker: the batch is not recorded as
+    'may have been received' (which would stop a retry from ever posting it)."""
+    from norce_connect_support import DictStateStore
+
+    from airflow_provider_norce.exceptions import NorceJobError
+
+    requests_mock.post(TOKEN_URL, status_code=503, text="identity down")
+    imports = requests_mock.post(CONNECT, json={"JobId": "1"})
+    store = DictStateStore()
+    with pytest.raises(
+        NorceJobError, match="Nothing of this batch was imported; a retry posts it again"
+    ) as err:
+        make().execute({"task_state_store": store})
+    assert imports.call_count == 0
+    assert store.data == {} and SECRET not in str(err.value)
