@@ -334,6 +334,8 @@ class Origins(frozenset[str]):
     def __contains__(self, item: object) -> bool:
         if not isinstance(item, str):
             return False
+        if frozenset.__contains__(self, item):
+            return True  # already canonical: what the hook asks on every request
         canonical = canonical_origin(item)
         return bool(canonical) and frozenset.__contains__(self, canonical)
 

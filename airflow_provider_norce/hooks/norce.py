@@ -20,7 +20,7 @@ import requests
 from airflow.providers.common.compat.sdk import BaseHook
 from requests.auth import AuthBase
 
-from airflow_provider_norce.connection import NorceConnectionConfig
+from airflow_provider_norce.connection import NorceConnectionConfig, canonical_origin
 from airflow_provider_norce.exceptions import NorceAPIError, NorceAuthError, NorceError, excerpt
 from airflow_provider_norce.retry import (
     IDEMPOTENT_METHODS,
@@ -417,10 +417,11 @@ class NorceHook(BaseHook):
         """The absolute URL of ``endpoint``; refuses any origin the token must not be sent to."""
         config = self.config
         url = endpoint if "://" in endpoint else f"{config.base_url}/{endpoint.lstrip('/')}"
-        origin = _origin(url)
+        origin = canonical_origin(url)
         if origin not in config.api_hosts:
             raise NorceError(
-                f"Norce connection {config.conn_id!r}: refusing to send the Norce token to {origin}; "
+                f"Norce connection {config.conn_id!r}: refusing to send the Norce token to "
+                f"{origin or 'a URL with credentials or an unreadable port'}; "
                 f"only {', '.join(sorted(config.api_hosts))} receive it"
             )
         return url
@@ -636,7 +637,7 @@ class _BearerAuth(AuthBase):
         self.token = token
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
-        if request.url and _origin(request.url) in self.hook.config.api_hosts:
+        if request.url and canonical_origin(request.url) in self.hook.config.api_hosts:
             token = self.token or self.hook._token()
             request.headers["Authorization"] = f"Bearer {token.access_token}"
         else:
@@ -697,11 +698,6 @@ def _refused(err: requests.RequestException) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
-
-
 def _strip_query(url: str) -> str:
     return url.split("?", 1)[0]
 
@@ -717,8 +713,6 @@ def _page_key(url: str) -> bytes:
     case, the default port dropped, the query decoded and sorted (a digest keeps a long listing small)."""
     import hashlib
     from urllib.parse import parse_qsl
-
-    from airflow_provider_norce.connection import canonical_origin
 
     parts = urlsplit(url)
     query = sorted(parse_qsl(parts.query, keep_blank_values=True))
