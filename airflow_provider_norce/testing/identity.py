@@ -17,6 +17,9 @@ Behaviour follows the Norce page (shared/reference/norce-oauth2-accounts.txt) an
   header and payload JSON start with ``"{ "`` so the token starts ``eyAi`` rather than ``eyJ``: Airflow's log
   masking rewrites ``eyJ...`` strings, which would hide a leaked token from leak tests. ``standard_jwt=True``
   gives the compact ``eyJ`` form.
+* Every token issued is also kept, in issue order and never pruned, for :meth:`IdentityService.issued_tokens`
+  (a secrets audit compares logs against it); :meth:`IdentityService.expire_all` expires every token issued
+  so far without moving the clock.
 """
 
 from __future__ import annotations
@@ -29,7 +32,7 @@ import math
 import secrets
 import threading
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
@@ -124,6 +127,7 @@ class IdentityService:
         self._key = secrets.token_bytes(32)
         self._lock = threading.Lock()
         self._tokens: dict[str, IssuedToken] = {}
+        self._issued: list[str] = []  # every token ever issued, in order, never pruned (secrets audits)
 
     # -- the endpoint ---------------------------------------------------------------------------------
     def handle(self, content_type: str | None, body: bytes, client_ip: str) -> Reply:
@@ -140,41 +144,47 @@ class IdentityService:
                 },
                 headers,
             )
+        return self.grant(content_type, body)
+
+    def grant(self, content_type: str | None, body: bytes) -> Reply:
+        """The token request past the rate limit: validate the form, issue a token (the normal answer).
+
+        Also used by the ``token_answer`` fault, which issues a real token without taking a limiter slot."""
         media_type = (content_type or "").split(";", 1)[0].strip().lower()
         if media_type != "application/x-www-form-urlencoded":
-            return _oauth_error(
+            return oauth_error(
                 400, "invalid_request", "Content-Type must be application/x-www-form-urlencoded."
             )
         try:
             fields = parse_qs(body.decode("utf-8"), keep_blank_values=True)
         except (UnicodeDecodeError, ValueError):
-            return _oauth_error(400, "invalid_request", "The request body is not valid form data.")
+            return oauth_error(400, "invalid_request", "The request body is not valid form data.")
         repeated = sorted(name for name, values in fields.items() if len(values) > 1)
         if repeated:
-            return _oauth_error(
+            return oauth_error(
                 400, "invalid_request", f"Parameters sent more than once: {', '.join(repeated)}."
             )
         form = {name: values[0] for name, values in fields.items()}
         grant_type = form.get("grant_type", "")
         if not grant_type:
-            return _oauth_error(400, "invalid_request", "grant_type is missing.")
+            return oauth_error(400, "invalid_request", "grant_type is missing.")
         if grant_type != "client_credentials":
-            return _oauth_error(400, "unsupported_grant_type", f"grant_type {grant_type!r} is not supported.")
+            return oauth_error(400, "unsupported_grant_type", f"grant_type {grant_type!r} is not supported.")
         client_id, secret = form.get("client_id", ""), form.get("client_secret", "")
         if not client_id or not secret:
             missing = [name for name in ("client_id", "client_secret") if not form.get(name)]
-            return _oauth_error(
+            return oauth_error(
                 400, "invalid_request", f"Missing {' and '.join(missing)} in the request body."
             )
         known = self.clients.get(client_id)
         if known is None or not hmac.compare_digest(known.encode(), secret.encode()):
-            return _oauth_error(401, "invalid_client", "Unknown client or wrong client secret.")
+            return oauth_error(401, "invalid_client", "Unknown client or wrong client secret.")
         requested = form.get("scope", "").split()
         if not requested and self.require_scope:
-            return _oauth_error(400, "invalid_request", "scope is missing; " + self._scope_hint())
+            return oauth_error(400, "invalid_request", "scope is missing; " + self._scope_hint())
         wrong = [scope for scope in requested if scope not in self.allowed_scopes]
         if wrong:
-            return _oauth_error(
+            return oauth_error(
                 400, "invalid_scope", f"Scope {' '.join(wrong)!r} is not allowed; " + self._scope_hint()
             )
         scope = " ".join(requested) if requested else " ".join(sorted(self.allowed_scopes))
@@ -214,6 +224,7 @@ class IdentityService:
         token = f"{signing_input}.{_b64(signature)}"
         with self._lock:
             self._tokens[token] = IssuedToken(client_id, scope, now + self.expires_in, jti)
+            self._issued.append(token)
             if (
                 len(self._tokens) > 10_000
             ):  # forget expired tokens now and then; a token store must not grow forever
@@ -230,6 +241,21 @@ class IdentityService:
             return "The access token expired."
         return None
 
+    def issued_tokens(self) -> list[str]:
+        """Every access token ever issued, in issue order: revoked, expired and pruned ones included."""
+        with self._lock:
+            return list(self._issued)
+
+    def expire_all(self) -> None:
+        """Make every token issued so far expired now (``check`` answers "expired"); the clock does not move,
+        and tokens issued later live their full ``expires_in``."""
+        now = self.time.now()
+        with self._lock:
+            self._tokens = {
+                token: replace(issued, expires_at=min(issued.expires_at, now))
+                for token, issued in self._tokens.items()
+            }
+
     def revoke_all(self) -> None:
         """Forget every issued token: the next API call with any of them gets 401."""
         with self._lock:
@@ -245,7 +271,8 @@ class IdentityService:
         return hmac.compare_digest(expected, signature)
 
 
-def _oauth_error(status: int, error: str, description: str) -> Reply:
+def oauth_error(status: int, error: str, description: str) -> Reply:
+    """An RFC 6749 §5.2 error answer, with the no-store headers of a token endpoint."""
     return json_reply(
         status,
         {"error": error, "error_description": description},

@@ -21,7 +21,8 @@ Routes (everything but ``/identity`` and ``/_sim/`` passes the API gate first):
   field), ``job_insert_spelling`` (``Insert``, ``Inserts`` or ``both`` in Job/Get) and ``onhand_set`` (the
   Query name of the on-hand set, unpublished; default ``Products/ProductSkuOnHands``).
 * ``/_sim/`` (no auth, not counted): ``GET counters``, ``POST reset`` (``?rate_limits=true`` also refills the
-  rate-limit buckets), ``GET|POST|DELETE faults``, ``POST revoke``, ``GET info``.
+  rate-limit buckets), ``GET|POST|DELETE faults``, ``POST revoke``, ``POST expire`` (every token issued so far
+  expires now), ``GET tokens`` (``{"tokens": [...]}``: every token ever issued, for secrets audits), ``GET info``.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from __future__ import annotations
 import contextlib
 import json
 import socket
+import struct
 import threading
 from http import HTTPStatus
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -41,12 +43,13 @@ from airflow_provider_norce.testing.application import application_payload
 from airflow_provider_norce.testing.clock import SimTime
 from airflow_provider_norce.testing.counters import Counters
 from airflow_provider_norce.testing.data import DEFAULT_ONHAND_SET, Catalog
-from airflow_provider_norce.testing.faults import Fault, FaultRegistry, make_fault
+from airflow_provider_norce.testing.faults import PROCESSED_KINDS, Fault, FaultRegistry, make_fault
 from airflow_provider_norce.testing.identity import (
     DEFAULT_SCOPES,
     TOKEN_PATH,
     IdentityService,
     TokenBucket,
+    oauth_error,
     retry_after_seconds,
 )
 from airflow_provider_norce.testing.orders import DEFAULT_ORDERS_END, DEFAULT_ORDERS_START, OrderSource
@@ -64,6 +67,42 @@ _CONNECT_CATEGORIES = frozenset({"api", "connect"})
 _JOB_CATEGORIES = frozenset({"api", "jobs"})
 _API_CATEGORIES = frozenset({"api"})
 _WWW_AUTHENTICATE = {"WWW-Authenticate": 'Bearer error="invalid_token"'}
+_WWW_AUTHENTICATE_403 = {"WWW-Authenticate": 'Bearer error="insufficient_scope"'}
+_TOKEN_ERRORS = {
+    "invalid_client": "Client authentication failed (simulated invalid_client).",
+    "invalid_scope": "The requested scope is invalid, unknown or not granted to this client (simulated).",
+    "unauthorized_client": "This client is not authorized to use the client_credentials grant (simulated).",
+}
+_EXPIRES_IN_VARIANTS: dict[str, Any] = {
+    "expires_in_0": 0,
+    "expires_in_negative": -60,
+    "expires_in_string": "soon",
+    "expires_in_ten_years": 315_360_000,
+}
+_PROXY_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<meta name="viewport" content="width=device-width, initial-scale=1">
+<title>{status} {phrase} - Web Gateway</title>
+<style>
+body {{ font-family: Arial, Helvetica, sans-serif; background: #f4f4f4; color: #333; margin: 0; }}
+.box {{ max-width: 640px; margin: 60px auto; background: #fff; border: 1px solid #ddd; padding: 24px 32px; }}
+h1 {{ font-size: 22px; color: #b00; }} .meta {{ font-size: 12px; color: #777; }}
+</style>
+</head>
+<body>
+<div class="box">
+<h1>{status} {phrase}</h1>
+<p>The web gateway could not complete your request to the upstream server. The server may be down
+for maintenance or overloaded, or the request was blocked by the security policy of this network.</p>
+<p>Please try again in a few minutes. If the problem persists, contact your network administrator and
+quote the reference below.</p>
+<p class="meta">Reference: 7f3a9c1e-5d2b-4e8f-a6c0-91b2d4e6f8a0 &middot; Gateway: gw-edge-03 &middot; Policy: default</p>
+</div>
+</body>
+</html>
+"""
 
 
 class _Server(ThreadingHTTPServer):
@@ -146,6 +185,16 @@ class _Handler(BaseHTTPRequestHandler):
         if method != "HEAD":
             data += reply.body if cut_body_to is None else reply.body[:cut_body_to]
         self.wfile.write(data)
+
+    def reset(self) -> None:
+        """Abort the connection with a TCP RST (SO_LINGER 0), whatever was sent or is still unread."""
+        self.close_connection = True
+        with contextlib.suppress(OSError):
+            self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+        with contextlib.suppress(OSError):
+            self.rfile.close()  # the makefile holds a reference: without this, close() would not close
+        with contextlib.suppress(OSError):
+            self.connection.close()
 
     def hang_up(self) -> None:
         """Close the connection without (the rest of) a response."""
@@ -349,10 +398,14 @@ class NorceSimulator:
         retry_after: int | str | None = None,
         delay: float | None = None,
         after_processing: bool = False,
+        variant: str | None = None,
+        location: str | None = None,
     ) -> None:
         """Inject a failure; see :mod:`airflow_provider_norce.testing.faults` for endpoints and kinds."""
         self._faults.add(
-            make_fault(endpoint, kind, count, ratio, status, retry_after, delay, after_processing)
+            make_fault(
+                endpoint, kind, count, ratio, status, retry_after, delay, after_processing, variant, location
+            )
         )
 
     def clear_faults(self) -> None:
@@ -363,12 +416,21 @@ class NorceSimulator:
         """Make every issued token unknown: the next API call with one answers 401."""
         self.identity.revoke_all()
 
+    def expire_tokens(self) -> None:
+        """Expire every token issued so far (the next API call with one answers 401 "The access token
+        expired."), without moving the simulator clock: rate limits and jobs are untouched, and tokens issued
+        afterwards live their full ``expires_in``."""
+        self.identity.expire_all()
+
+    def issued_tokens(self) -> list[str]:
+        """Every access token this simulator ever issued, in issue order (revoked and expired ones included)."""
+        return self.identity.issued_tokens()
+
     # -- request handling ------------------------------------------------------------------------------------
     def _serve(self, handler: _Handler, method: str) -> None:
         path, _, query = handler.path.partition("?")
-        body = handler.read_body()
         if path == "/_sim" or path.startswith("/_sim/"):
-            handler.write_reply(self._control(method, path, query, body), method)
+            handler.write_reply(self._control(method, path, query, handler.read_body()), method)
             return
         self._counters.record_request(method, path)
         lowered = path.lower()
@@ -376,8 +438,19 @@ class NorceSimulator:
         if is_token:  # every attempt counts, faulted ones included: that is what a rate limit sees
             self._counters.incr("token_requests")
         fault = self._faults.match(self._categories(lowered, is_token), path)
-        if fault is not None and not fault.after_processing and fault.kind != "truncated":
+        if fault is not None and fault.kind == "reset" and not fault.after_processing:
+            if fault.delay:
+                self._stopping.wait(fault.delay)
+            handler.reset()  # before reading the body: nothing of the request is processed
+            return
+        body = handler.read_body()
+        if fault is not None and not fault.after_processing and fault.kind not in PROCESSED_KINDS:
             self._inject(handler, method, fault, None, lowered, is_token)
+            return
+        if fault is not None and fault.kind == "token_answer":
+            if fault.delay:
+                self._stopping.wait(fault.delay)
+            handler.write_reply(self._token_answer(handler, fault, body), method)
             return
         reply = self._route(handler, method, path, lowered, query, body, is_token)
         if fault is not None:
@@ -504,6 +577,17 @@ class NorceSimulator:
             assert reply is not None  # truncated faults always process the request first
             handler.write_reply(Reply(200, reply.body[: max(1, len(reply.body) // 2)], reply.headers), method)
             return
+        if fault.kind == "reset":  # after processing: the job exists, the client never hears of it
+            handler.reset()
+            return
+        if fault.kind == "next_link":
+            assert reply is not None  # next_link faults always process the request first
+            handler.write_reply(_with_next_link(reply, fault.location or ""), method)
+            return
+        answer = self._fault_answer(fault, lowered, is_token)
+        if answer is not None:
+            handler.write_reply(answer, method)
+            return
         status = fault.http_status()
         headers = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
         if status == 429:
@@ -519,6 +603,61 @@ class NorceSimulator:
         else:
             answer = message_error(status, f"Simulated {status}.", headers)
         handler.write_reply(answer, method)
+
+    def _fault_answer(self, fault: Fault, lowered: str, is_token: bool) -> Reply | None:
+        """The answer of the kinds that are neither network faults nor 429/5xx; None for those."""
+        kind, status = fault.kind, fault.http_status()
+        extra = {"Retry-After": str(fault.retry_after)} if fault.retry_after is not None else {}
+        if kind in _TOKEN_ERRORS:
+            return oauth_error(status, kind, _TOKEN_ERRORS[kind])
+        if kind in ("401", "403"):
+            if is_token:
+                error = "invalid_client" if kind == "401" else "unauthorized_client"
+                return oauth_error(status, error, f"Simulated {kind}.")
+            if kind == "401":
+                if status == 401:
+                    self._counters.incr("api_401")
+                text = "Authorization has been denied for this request. The access token is unknown or was revoked."
+                return message_error(status, text, {**_WWW_AUTHENTICATE, **extra})
+            text = f"This client has no access to application {self.application_id}."
+            return message_error(status, text, {**_WWW_AUTHENTICATE_403, **extra})
+        if kind == "odata_error_200":
+            envelope = {
+                "error": {"code": "InternalServerError", "message": "Simulated error envelope in a 200."}
+            }
+            answer = json_reply(status, envelope, extra)
+            answer.content_type = "application/json; odata.metadata=minimal"
+            return answer
+        if kind == "not_json":
+            return Reply(status, b"Service temporarily unavailable", extra, "text/plain")
+        if kind == "html":
+            phrase = "Access Denied" if status == 200 else _phrase(status)
+            page = _PROXY_PAGE.format(status=status, phrase=phrase).encode()
+            return Reply(status, page, extra, "text/html; charset=utf-8")
+        if kind == "redirect":
+            return json_reply(status, {}, {"Location": fault.location or "", **extra})
+        return None
+
+    def _token_answer(self, handler: _Handler, fault: Fault, body: bytes) -> Reply:
+        """A ``token_answer`` fault: a malformed success answer (see :mod:`.faults`)."""
+        variant = fault.variant
+        no_store = {"Cache-Control": "no-store", "Pragma": "no-cache"}
+        if variant == "no_access_token":
+            payload = {"token_type": "Bearer", "expires_in": self.identity.expires_in, "scope": "prod"}
+            return json_reply(200, payload, no_store)
+        if variant == "not_json":
+            page = _PROXY_PAGE.format(status=200, phrase="Sign in").encode()
+            return Reply(200, page, no_store, "text/html; charset=utf-8")
+        reply = self.identity.grant(handler.headers.get("Content-Type"), body)  # no rate-limit slot
+        if reply.status != 200:
+            return reply
+        self._counters.incr("tokens_issued")
+        payload = json.loads(reply.body)
+        if variant == "expires_in_missing":
+            payload.pop("expires_in", None)
+        else:
+            payload["expires_in"] = _EXPIRES_IN_VARIANTS[variant or ""]
+        return json_reply(200, payload, reply.headers)
 
     def _control(self, method: str, path: str, query: str, body: bytes) -> Reply:
         """The ``/_sim/`` steering API for tests in other processes."""
@@ -545,6 +684,11 @@ class NorceSimulator:
             if action == ("POST", "/_sim/revoke"):
                 self.revoke_tokens()
                 return json_reply(200, {"ok": True})
+            if action == ("POST", "/_sim/expire"):
+                self.expire_tokens()
+                return json_reply(200, {"ok": True})
+            if action == ("GET", "/_sim/tokens"):
+                return json_reply(200, {"tokens": self.issued_tokens()})
             if action == ("GET", "/_sim/info"):
                 info = {
                     "base_url": self.base_url,
@@ -555,3 +699,27 @@ class NorceSimulator:
         except (TypeError, ValueError) as err:
             return json_reply(400, {"error": str(err)})
         return json_reply(404, {"error": f"no simulator control {method} {path}"})
+
+
+def _phrase(status: int) -> str:
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Error"
+
+
+def _with_next_link(reply: Reply, location: str) -> Reply:
+    """``reply`` with its page's ``@odata.nextLink`` set to ``location`` (added when missing); a non-200 or
+    non-object answer unchanged."""
+    if reply.status != 200:
+        return reply
+    try:
+        page = json.loads(reply.body)
+    except ValueError:
+        return reply
+    if not isinstance(page, dict):
+        return reply
+    page["@odata.nextLink"] = location
+    rewritten = json_reply(200, page, reply.headers)
+    rewritten.content_type = reply.content_type
+    return rewritten
