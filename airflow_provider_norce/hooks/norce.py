@@ -10,7 +10,9 @@ read on first use and no request is sent before a method asks for one.
 
 from __future__ import annotations
 
+import importlib
 import logging
+import sys
 import time
 from functools import cached_property
 from typing import TYPE_CHECKING, Any
@@ -740,13 +742,42 @@ def _redacted_body(response: requests.Response) -> str:
 
 
 def _mask(secret: str) -> None:
-    """Register a secret with Airflow's masker (only effective inside Airflow processes)."""
+    """Register a secret with Airflow's masker (only effective inside Airflow processes).
+
+    Under ``dag.test()`` (and ``airflow dags test``) the supervisor is this very process, and its
+    in-process comms log every message at DEBUG, a ``MaskSecret`` with the secret in clear
+    (apache/airflow#63921: 3.0 sends before it masks, and 3.3's redaction does not look inside the
+    message). There the secret goes to this process's masker only: it is the one that masks those logs.
+    A real worker's supervisor is another process and omits the body of ``MaskSecret`` from its log.
+    """
     try:
+        local = _in_process_masker()
+        if local is not None:
+            local.add_mask(secret)
+            return
         from airflow.providers.common.compat.sdk import mask_secret
 
         mask_secret(secret)
     except Exception:  # masking is defence in depth; we never log secrets in the first place
         log.debug("Airflow's secrets masker is not available here")
+
+
+def _in_process_masker() -> Any:
+    """This process's secrets masker when the task's supervisor runs in this process, else None.
+
+    Looks only at the task runner already imported (never imports it): outside a task there is no
+    supervisor to talk to.
+    """
+    task_runner = sys.modules.get("airflow.sdk.execution_time.task_runner")
+    comms = getattr(task_runner, "SUPERVISOR_COMMS", None)
+    if type(comms).__name__ != "InProcessSupervisorComms":
+        return None
+    for module in ("airflow.sdk._shared.secrets_masker", "airflow.sdk.execution_time.secrets_masker"):
+        try:
+            return importlib.import_module(module)._secrets_masker()  # 3.1+, then 3.0
+        except (ImportError, AttributeError):
+            continue
+    return None
 
 
 def _version() -> str:
