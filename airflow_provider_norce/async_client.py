@@ -22,7 +22,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_norce.exceptions import NorceAPIError
 from airflow_provider_norce.jobs import JOB_GET, JOB_GET_LOG, JobLog, JobState
-from airflow_provider_norce.retry import IDEMPOTENT_METHODS, api_error, json_body, refused_fresh_token
+from airflow_provider_norce.retry import (
+    IDEMPOTENT_METHODS,
+    RETRIES_SPENT,
+    api_error,
+    explained,
+    json_body,
+    refused_fresh_token,
+)
 
 if TYPE_CHECKING:
     import ssl
@@ -132,16 +139,33 @@ class NorceAsyncClient:
             if response.status_code == 401:
                 # Norce no longer takes this token: drop it (here and in the shared store), renew once.
                 await asyncio.to_thread(self.hook.invalidate_token, token)
-                response = await send(await asyncio.to_thread(self.hook.get_access_token))
+                token = await asyncio.to_thread(self.hook.get_access_token)
+                response = await send(token)
                 if response.status_code == 401:
                     raise refused_fresh_token(self.config.conn_id, self.config.application_id, method, shown)
+            if 300 <= response.status_code < 400:  # never followed (the client does not follow either)
+                from airflow_provider_norce.hooks.norce import refused_redirect
+
+                raise refused_redirect(
+                    self.config.conn_id, method, shown, response.status_code, response.headers.get("Location")
+                )
             if not 200 <= response.status_code < 300:
                 raise api_error(
-                    method, shown, response.status_code, response.headers.get("Retry-After"), response.content
+                    method,
+                    shown,
+                    response.status_code,
+                    response.headers.get("Retry-After"),
+                    response.content,
+                    token,
                 )
-            return json_body(method, shown, response.status_code, response.content, idempotent)
+            return json_body(method, shown, response.status_code, response.content, idempotent, token)
 
-        return await self.hook.retry_policy.async_retrying()(attempt)
+        try:
+            return await self.hook.retry_policy.async_retrying()(attempt)
+        except NorceAPIError as err:
+            if getattr(err, RETRIES_SPENT, False):
+                raise  # the token request's own error: it already names the connection and token URL
+            raise explained(err, self.config.conn_id) from None
 
 
 def _build_client(config: NorceConnectionConfig) -> httpx.AsyncClient:

@@ -54,11 +54,21 @@ def status_is_retryable(method: str, status: int) -> bool:
 
 
 def api_error(
-    method: str, url: str, status: int, retry_after_header: str | None, body: str | bytes | None
+    method: str,
+    url: str,
+    status: int,
+    retry_after_header: str | None,
+    body: str | bytes | None,
+    token: str = "",
 ) -> NorceAPIError:
-    """The error for a non-2xx API answer, with the retry decision and Norce's wait already read."""
+    """The error for a non-2xx API answer, with the retry decision and Norce's wait already read.
+
+    ``token`` is the bearer token the request carried: a server that echoes the request's headers in
+    its error body must not put it into the exception (nor into the task log that prints it).
+    """
     cls = NorceRateLimitError if status == 429 else NorceAPIError
-    text = excerpt(body)
+    body = without_token(body, token)
+    text = html_summary(body) or excerpt(body)
     return cls(
         f"Norce answered {status} to {method.upper()} {url}: {text or '(empty body)'}",
         status_code=status,
@@ -92,27 +102,162 @@ def parse_retry_after(value: str | None, now: float | None = None) -> float | No
     return max(0.0, seconds)
 
 
-def json_body(method: str, url: str, status: int, content: bytes, idempotent: bool) -> Any:
-    """The parsed body of a 2xx answer; a cut-off or garbled body of an idempotent request is retryable."""
+def without_token(body: str | bytes | None, token: str) -> str | bytes | None:
+    """``body`` with ``token`` (in any spelling an echo could use) replaced by ``***``."""
+    if not token or not body:
+        return body
+    from airflow_provider_norce.token_cache import scrub_secret
+
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    return scrub_secret(text, token)
+
+
+def json_body(method: str, url: str, status: int, content: bytes, idempotent: bool, token: str = "") -> Any:
+    """The parsed body of a 2xx answer, judged alike for the task (requests) and the triggerer (httpx).
+
+    Not data, and retryable for an idempotent request like a 5xx (a POST may have been processed, so it
+    is not): a cut-off or garbled body, a page that is not JSON (an HTML page from a proxy or portal, a
+    plain-text notice), and an OData error envelope ``{"error": {"code", "message"}}`` sent with a 2xx
+    status. Why: taken as data, an envelope reads as an empty page, and an export would write a file
+    missing rows; a Job/Get would read as a job that never finishes.
+    """
     try:
-        return json.loads(content)
+        parsed = json.loads(content)
     except ValueError:
+        content = _as_bytes(without_token(content, token))
+        page = html_summary(content)
+        if page:
+            what = f"{page} instead of JSON (from a proxy, gateway or portal between the worker and Norce)"
+        elif content.strip() and not content.lstrip().startswith((b"{", b"[")):
+            what = f"a body that is not JSON ({excerpt(content, 120)!r})"
+        else:
+            what = f"a body that is not complete JSON ({len(content)} bytes)"
         raise NorceAPIError(
-            f"Norce answered {method} {url} with {status} and a body that is not complete JSON "
-            f"({len(content)} bytes)",
+            f"Norce answered {method} {url} with {status} and {what}",
             status_code=status,
             method=method,
             url=url,
             body_excerpt=excerpt(content[-120:]),
             retryable=idempotent,
         ) from None
+    error = odata_error_in(parsed)
+    if error is not None:
+        error = str(without_token(error, token))
+        content = _as_bytes(without_token(content, token))
+        raise NorceAPIError(
+            f"Norce answered {method} {url} with {status} and an OData error instead of data: {error}",
+            status_code=status,
+            method=method,
+            url=url,
+            body_excerpt=excerpt(content),
+            retryable=idempotent,
+        )
+    return parsed
+
+
+def _as_bytes(body: str | bytes | None) -> bytes:
+    if body is None:
+        return b""
+    return body.encode("utf-8") if isinstance(body, str) else body
+
+
+def odata_error_in(payload: Any) -> str | None:
+    """``code: message`` when ``payload`` is an OData (or Web API) error envelope, else None.
+
+    An envelope is an object whose only member, besides ``@odata.*`` annotations, is ``error`` holding an
+    object or a text; a listing or an entity never looks like that.
+    """
+    if not isinstance(payload, dict):
+        return None
+    members = [key for key in payload if not str(key).startswith("@odata.")]
+    if members != ["error"]:
+        return None
+    error = payload["error"]
+    if isinstance(error, dict):
+        code = error.get("code") or error.get("Code") or "(no code)"
+        message = error.get("message") or error.get("Message") or "(no message)"
+        return excerpt(f"{code}: {message}", 200)
+    if isinstance(error, str) and error.strip():
+        return excerpt(error, 200)
+    return None
+
+
+def html_summary(body: str | bytes | None) -> str | None:
+    """``an HTML page titled '...'`` when ``body`` is an HTML page (a proxy's or portal's), else None."""
+    if not body:
+        return None
+    text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
+    head = text.lstrip()[:2048].lower()
+    if not head.startswith(("<!doctype html", "<html", "<head", "<body")):
+        return None
+    import re
+
+    match = re.search(r"<title[^>]*>(.*?)</title>", text[:8192], re.IGNORECASE | re.DOTALL)
+    if match is None:
+        match = re.search(r"<h1[^>]*>(.*?)</h1>", text[:8192], re.IGNORECASE | re.DOTALL)
+    title = excerpt(re.sub(r"<[^>]+>", "", match.group(1)), 120) if match else ""
+    return f"an HTML page titled {title!r}" if title else "an HTML page"
+
+
+def what_to_do(err: NorceAPIError, conn_id: str) -> str:
+    """The advice of a request that failed for good, by what went wrong; the same for task and triggerer."""
+    status = err.status_code
+    method = (err.method or "").upper()
+    if status == 429:
+        return (
+            "Norce kept rate-limiting this request; let the task's retry run later, run fewer Norce tasks at "
+            f"once, or raise the connection {conn_id!r}'s max_retry_wait to wait longer"
+        )
+    if err.retryable or method in IDEMPOTENT_METHODS:
+        where = "Norce or a proxy between the worker and Norce"
+        if status is not None and 200 <= status < 300:
+            where = "Norce (or a proxy) answered success without usable data, so nothing was taken from it;"
+            return (
+                f"{where} the task's retry asks again; if it persists, check Norce's status and the "
+                f"connection {conn_id!r}'s host, base_url and proxies"
+            )
+        return (
+            f"{where} failed; the task's retry asks again. If it persists, check Norce's status and the "
+            f"connection {conn_id!r}'s host, base_url, proxies and timeout"
+        )
+    return (
+        f"a {method or 'request'} is not repeated once it may have been processed: check in Norce Admin "
+        "whether it took effect before running it again"
+    )
+
+
+def explained(err: NorceAPIError, conn_id: str) -> NorceAPIError:
+    """``err`` once its retries are spent: the same type and attributes, its message naming the
+    connection and saying what to do (sync hook and async client alike)."""
+    text = Exception.__str__(err)  # without the "gave up after" note, which __str__ adds back
+    message = f"Norce connection {conn_id!r}: {text}; {what_to_do(err, conn_id)}."
+    return _copy_with_message(err, message)
+
+
+def _copy_with_message(err: NorceAPIError, message: str) -> NorceAPIError:
+    copy = type(err)(
+        message,
+        status_code=err.status_code,
+        method=err.method,
+        url=err.url,
+        body_excerpt=err.body_excerpt,
+        retry_after=err.retry_after,
+        retryable=err.retryable,
+    )
+    copy.gave_up_after = err.gave_up_after
+    for name in (RETRIES_SPENT, "beyond_budget"):
+        if hasattr(err, name):
+            setattr(copy, name, getattr(err, name))
+    return copy
 
 
 def refused_fresh_token(conn_id: str, application_id: int | None, method: str, url: str) -> NorceAuthError:
     """A 401 to a token issued a moment ago is not staleness but missing access: a human must act."""
     return NorceAuthError(
         f"Norce connection {conn_id!r}: {method} {url} answered 401 to a freshly issued token; the OAuth "
-        f"user may lack access to this API or to application {application_id}",
+        f"user may lack access to this API or to application {application_id}. Check in Norce Admin "
+        "(Settings > Users > OAUTH) that the connection's OAuth user still exists and has access to this API "
+        "and application, then retry the task",
         conn_id=conn_id,
         status_code=401,
     )
@@ -208,7 +353,7 @@ class RetryPolicy:
             ),
             "stop": stop_after_attempt(self.max_attempts) | stop_before_wait_budget(self.max_wait),
             "before_sleep": _log_retry(self.max_attempts),
-            "retry_error_callback": _give_up,
+            "retry_error_callback": _give_up(self.max_wait),
             "reraise": True,
         }
 
@@ -242,11 +387,29 @@ def _log_retry(max_attempts: int) -> Callable[[tenacity.RetryCallState], None]:
     return before_sleep
 
 
-def _give_up(retry_state: tenacity.RetryCallState) -> Any:
-    """Re-raise the last error, saying how much of the budget was spent on it."""
-    exc = retry_state.outcome.exception() if retry_state.outcome else None
-    if exc is None:  # pragma: no cover - tenacity only gives up on a failed attempt
-        raise tenacity.RetryError(retry_state.outcome)  # type: ignore[arg-type]
-    if is_retryable(exc) and hasattr(exc, "gave_up_after"):
-        exc.gave_up_after = (retry_state.attempt_number, retry_state.seconds_since_start or 0.0)
-    raise exc
+def _give_up(max_wait: float) -> Callable[[tenacity.RetryCallState], Any]:
+    def give_up(retry_state: tenacity.RetryCallState) -> Any:
+        """Re-raise the last error, saying how much of the budget was spent on it.
+
+        When Norce asked (``Retry-After``) for a wait longer than what is left of the budget, nothing is
+        waited: the error says how long Norce asked for, how much was left, and what to do.
+        """
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
+        if exc is None:  # pragma: no cover - tenacity only gives up on a failed attempt
+            raise tenacity.RetryError(retry_state.outcome)  # type: ignore[arg-type]
+        if is_retryable(exc) and hasattr(exc, "gave_up_after"):
+            exc.gave_up_after = (retry_state.attempt_number, retry_state.seconds_since_start or 0.0)
+            asked = getattr(exc, "retry_after", None)
+            left = max(0.0, max_wait - retry_state.idle_for)
+            if isinstance(exc, NorceAPIError) and asked is not None and asked > left:
+                exc = _copy_with_message(
+                    exc,
+                    f"{Exception.__str__(exc)}; Norce asked to wait {asked:.0f} s (Retry-After), more "
+                    f"than the {left:.0f} s left of the retry budget (max_retry_wait {max_wait:.0f} s), so "
+                    "the request was not repeated. Let the task's retry run after that time (retry_delay), "
+                    "or raise the connection's max_retry_wait above it to wait within the task",
+                )
+                exc.beyond_budget = True  # type: ignore[attr-defined]
+        raise exc
+
+    return give_up

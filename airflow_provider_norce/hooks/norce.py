@@ -26,8 +26,10 @@ from airflow_provider_norce.connection import NorceConnectionConfig, canonical_o
 from airflow_provider_norce.exceptions import NorceAPIError, NorceAuthError, NorceError, excerpt
 from airflow_provider_norce.retry import (
     IDEMPOTENT_METHODS,
+    RETRIES_SPENT,
     RetryPolicy,
     api_error,
+    explained,
     json_body,
     mark_retries_spent,
     refused_fresh_token,
@@ -55,8 +57,11 @@ log = logging.getLogger(__name__)
 #: The cheap authenticated call ``test_connection`` makes (Norce's Postman examples use it).
 TEST_ENDPOINT = "commerce/metadata/1.1/GetApplication"
 OAUTH_ERRORS_NEEDING_A_HUMAN = {
-    "invalid_client": "the client id or secret is wrong, or the OAuth user was removed in Norce Admin",
-    "unauthorized_client": "the OAuth user may not use the client-credentials grant",
+    "invalid_client": "the client id or secret is wrong, or the OAuth user was removed in Norce Admin; "
+    "check the connection's Client ID (login) and Client Secret (password) against the OAuth user in Norce "
+    "Admin (Settings > Users > OAUTH), and create a new secret there if it was lost",
+    "unauthorized_client": "the OAuth user may not use the client-credentials grant; ask an administrator to "
+    "allow it for this OAuth user in Norce Admin (Settings > Users > OAUTH), or use a client that has it",
     "invalid_scope": "the scope is not one this OAuth user may ask for",
     "invalid_request": "the token request was malformed",
     "unsupported_grant_type": "the token endpoint does not accept client_credentials",
@@ -115,7 +120,12 @@ class NorceHook(BaseHook):
     @cached_property
     def config(self) -> NorceConnectionConfig:
         """The validated connection; read once, on first use."""
-        conn = self.get_connection(self.norce_conn_id)
+        try:
+            conn = self.get_connection(self.norce_conn_id)
+        except Exception as err:  # Airflow's AirflowNotFoundException lives in another module per version
+            if "AirflowNotFoundException" not in {cls.__name__ for cls in type(err).__mro__}:
+                raise
+            raise _unknown_connection(self.norce_conn_id) from None
         config = NorceConnectionConfig.from_connection(conn, self.norce_conn_id)
         _mask(config.client_secret)
         return config
@@ -304,6 +314,14 @@ class NorceHook(BaseHook):
                 error = api_error("POST", config.token_url, response.status_code, None, body)
                 error.retryable = True  # a token request changes nothing: repeating it is safe
                 raise error
+            if 300 <= response.status_code < 400:
+                raise refused_redirect(
+                    config.conn_id,
+                    "POST",
+                    config.token_url,
+                    response.status_code,
+                    response.headers.get("Location"),
+                )
             if response.status_code != 200:
                 raise self._auth_error(response, scope)
             try:
@@ -490,7 +508,11 @@ class NorceHook(BaseHook):
             page = self.run_json(url, params=params)
             if not isinstance(page, dict) or not isinstance(page.get("value"), list):
                 raise NorceAPIError(
-                    f"Norce answered GET {_strip_query(url)} with something other than an OData page",
+                    f"Norce connection {self.config.conn_id!r}: GET {_strip_query(url)} answered 200 with "
+                    f"something other than an OData page ({_page_shape(page)}), so the listing was stopped "
+                    "and none of it was taken as data; the task's retry asks again. If it persists, check the "
+                    "entity set and query options, and the connection's host and base_url",
+                    status_code=200,
                     method="GET",
                     url=_strip_query(url),
                 )
@@ -569,6 +591,7 @@ class NorceHook(BaseHook):
                     headers=headers,
                     auth=_BearerAuth(self, token),
                     timeout=self.request_timeout,
+                    allow_redirects=False,  # never: the token or a Connect batch must not go elsewhere
                 )
             except requests.RequestException as err:
                 raise _transport_error(method, shown, err, idempotent) from None
@@ -579,18 +602,36 @@ class NorceHook(BaseHook):
             if response.status_code == 401:
                 # Norce no longer takes this token (revoked, rotated secret, clock skew): renew once.
                 self.invalidate_token(token.access_token)
-                response = send(self._token())
+                token = self._token()
+                response = send(token)
                 if response.status_code == 401:
                     raise refused_fresh_token(self.config.conn_id, self.config.application_id, method, shown)
+            if 300 <= response.status_code < 400:
+                raise refused_redirect(
+                    self.config.conn_id, method, shown, response.status_code, response.headers.get("Location")
+                )
             if not 200 <= response.status_code < 300:
                 raise api_error(
-                    method, shown, response.status_code, response.headers.get("Retry-After"), response.content
+                    method,
+                    shown,
+                    response.status_code,
+                    response.headers.get("Retry-After"),
+                    response.content,
+                    token.access_token,
                 )
             if not parse:
                 return response, None
-            return response, json_body(method, shown, response.status_code, response.content, idempotent)
+            body = json_body(
+                method, shown, response.status_code, response.content, idempotent, token.access_token
+            )
+            return response, body
 
-        return self.retry_policy.retrying(sleep=self._sleep)(attempt)
+        try:
+            return self.retry_policy.retrying(sleep=self._sleep)(attempt)
+        except NorceAPIError as err:
+            if getattr(err, RETRIES_SPENT, False):
+                raise  # the token request's own error: it already names the connection and token URL
+            raise explained(err, self.config.conn_id) from None
 
     # -- Airflow integration ---------------------------------------------------------------------
 
@@ -700,6 +741,32 @@ def _refused(err: requests.RequestException) -> bool:
     return isinstance(reason, NewConnectionError)
 
 
+def _page_shape(page: Any) -> str:
+    """What a Query answer held instead of ``{"value": [...]}``, without echoing its data."""
+    if isinstance(page, dict):
+        keys = ", ".join(sorted(str(k) for k in page)[:8])
+        return f"an object with {keys}" if keys else "an empty object"
+    return f"a JSON {type(page).__name__}"
+
+
+def refused_redirect(conn_id: str, method: str, url: str, status: int, location: str | None) -> NorceAPIError:
+    """A 3xx answer is never followed (sync hook, async client, token request): the bearer token, the
+    client secret or a Connect batch must not reach another address, and rows from there are not Norce's."""
+    target = _shown_link(urljoin(url, location.strip())) if location and location.strip() else "nowhere"
+    err = NorceAPIError(
+        f"Norce connection {conn_id!r}: {method} {url} answered a redirect ({status}) to {target}; not "
+        "following it: the Norce token and the request are never sent to another address, and nothing was "
+        "read from there. Check the connection's host and base_url (Norce may have moved the API, or a proxy "
+        "or login portal answers in its place); if Norce itself redirects, report it to Norce support",
+        status_code=status,
+        method=method,
+        url=url,
+        retryable=False,
+    )
+    mark_retries_spent(err)  # final as it stands: not retried, not reworded
+    return err
+
+
 def _strip_query(url: str) -> str:
     return url.split("?", 1)[0]
 
@@ -734,6 +801,21 @@ def _shown_link(url: str) -> str:
         ]
         base = f"{base}?{urlencode(pairs, safe='$,() ')}"
     return base if len(base) <= 300 else base[:297] + "..."
+
+
+def _unknown_connection(conn_id: str) -> NorceError:
+    """No connection ``conn_id``: say where Airflow looked and what to do (Airflow only says "isn't defined";
+    Airflow 3.0 also says so of a connection it could not read, e.g. one whose extra is not JSON)."""
+    from airflow_provider_norce.exceptions import NorceConnectionConfigError
+
+    env = "AIRFLOW_CONN_" + "".join(c if c.isalnum() else "_" for c in conn_id).upper()
+    return NorceConnectionConfigError(
+        conn_id,
+        "conn_id",
+        "Airflow has no usable connection with this id (none in its connections, secrets backends or "
+        "environment, or one it could not read: see Airflow's error above); create or fix a connection of "
+        f"type norce with this id (Admin > Connections, or the variable {env}), or fix norce_conn_id",
+    )
 
 
 def _redacted_body(response: requests.Response) -> str:

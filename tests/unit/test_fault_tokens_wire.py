@@ -449,3 +449,65 @@ def test_a_fetched_token_is_masked_once_however_often_it_is_used(requests_mock, 
     hook_factory().run(ORDERS_ENDPOINT)
     assert comms.masked.count(first) == 1
     assert comms.masked.count(second) == 1
+
+
+# -- an API that echoes the request's Authorization header in its answer ---------------------------
+
+ECHOED_TOKEN = "tok-echoed-3f9a"  # short: an excerpt of the body would hold it whole
+
+
+def _echo(kind: str) -> dict[str, object]:
+    header = f"Authorization: Bearer {ECHOED_TOKEN}"
+    if kind == "400-text":
+        return {"status_code": 400, "text": f"Bad request. Headers: {header}"}
+    if kind == "400-json":
+        return {"status_code": 400, "json": {"Message": "Bad request", "Headers": {"Authorization": header}}}
+    if kind == "200-envelope":
+        return {"status_code": 200, "json": {"error": {"code": "Unauthorized", "message": header}}}
+    return {"status_code": 200, "text": f"Gateway notice; your request carried {header}"}  # 200-text
+
+
+@pytest.mark.parametrize("kind", ["400-text", "400-json", "200-envelope", "200-text"])
+def test_an_api_answer_that_echoes_the_token_never_puts_it_in_the_error(requests_mock, hook_factory, kind):
+    requests_mock.post(TOKEN_URL, json=token_body(ECHOED_TOKEN))
+    requests_mock.get(ORDERS, **_echo(kind))  # type: ignore[arg-type]
+    with pytest.raises(NorceError) as info:
+        hook_factory().run_json(ORDERS_ENDPOINT)
+    shown = f"{info.value} {info.value!r} {getattr(info.value, 'body_excerpt', '')}"
+    assert ECHOED_TOKEN not in shown
+    assert "***" in shown  # the echo is shown, without the token: the message still says what came back
+
+
+@pytest.mark.parametrize("kind", ["400-text", "200-envelope", "200-text"])
+def test_the_async_client_hides_an_echoed_token_alike(requests_mock, hook_factory, kind, monkeypatch):
+    import asyncio
+
+    import httpx
+
+    from airflow_provider_norce.async_client import NorceAsyncClient
+
+    async def no_sleep(seconds: float, *args: object, **kwargs: object) -> None:
+        return None
+
+    monkeypatch.setattr(asyncio, "sleep", no_sleep)
+    requests_mock.post(TOKEN_URL, json=token_body(ECHOED_TOKEN))
+    echo = _echo(kind)
+
+    def answer(request: httpx.Request) -> httpx.Response:
+        if "json" in echo:
+            return httpx.Response(int(echo["status_code"]), json=echo["json"])  # type: ignore[arg-type]
+        return httpx.Response(int(echo["status_code"]), text=str(echo["text"]))  # type: ignore[arg-type]
+
+    hook = hook_factory()
+
+    async def call() -> None:
+        client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
+        async with NorceAsyncClient(hook.config, hook=hook, client=client) as norce:
+            await norce.get_json(ORDERS)
+        await client.aclose()
+
+    with pytest.raises(NorceError) as info:
+        asyncio.run(call())
+    shown = f"{info.value} {info.value!r} {getattr(info.value, 'body_excerpt', '')}"
+    assert ECHOED_TOKEN not in shown
+    assert "***" in shown
