@@ -67,3 +67,39 @@ def non_negative_float(value: Any, field: str, task_id: str) -> float:
             f"Task {task_id!r}: {field} must be a number of seconds of at least 0, got {value!r}"
         )
     return number
+
+
+#: The HTTP methods a Norce call can use; anything else is a typo (``FETCH``) or a template gone wrong.
+HTTP_METHODS = ("GET", "POST", "PUT", "PATCH", "DELETE", "HEAD", "OPTIONS")
+
+
+def http_method(value: Any, task_id: str) -> str:
+    """An HTTP method, upper-cased (a rendered ``"post"`` included)."""
+    method = str(value or "GET").strip().upper() if isinstance(value, str) or value is None else ""
+    if method not in HTTP_METHODS:
+        raise ValueError(
+            f"Task {task_id!r}: method must be one of {', '.join(HTTP_METHODS)}, got {value!r}"[:400]
+        )
+    return method
+
+
+def mapping_or_none(value: Any, field: str, task_id: str, example: str) -> dict[str, Any] | None:
+    """``None`` or a mapping with text keys (a rendered template that became a string is refused)."""
+    if value is None:
+        return None
+    if not isinstance(value, dict) or not all(isinstance(key, str) for key in value):
+        raise ValueError(
+            f"Task {task_id!r}: {field} must be a mapping such as {example}, got {type(value).__name__} "
+            f"{value!r}"[:400]
+        )
+    return value
+
+
+def conn_id(value: Any, task_id: str) -> str:
+    """The id of a connection: non-empty text (a template that rendered to nothing is refused here)."""
+    if not isinstance(value, str) or not value.strip():
+        raise ValueError(
+            f"Task {task_id!r}: norce_conn_id is {value!r}; give the id of an Airflow connection of type "
+            "norce, such as 'norce_default' (if it is a template, check what it renders to)"
+        )
+    return value.strip()

@@ -329,7 +329,10 @@ def _json_lines(buf: _Buffer, first: str) -> Iterator[tuple[int, Any]]:
                 yield line_number, json.loads(line)
             except ValueError as err:
                 hint = ""
-                if line_number == 1 and first == "{":
+                # Only when line 1 ran out before its object ended (a pretty-printed object): an error
+                # inside the line is a plain syntax error there, not an object spread over lines.
+                cut_short = isinstance(err, json.JSONDecodeError) and err.pos >= len(line.rstrip())
+                if line_number == 1 and first == "{" and cut_short:
                     hint = (
                         "; the file looks like one JSON object over several lines: an items file is a "
                         "JSON array of objects ([{...}, {...}]) or JSON lines (one object per line)"

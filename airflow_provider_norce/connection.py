@@ -153,6 +153,8 @@ class NorceConnectionConfig:
     layout: str = "commerce"
     #: True when the connection's ``scope`` extra chose the scope; then no other spelling is ever tried.
     scope_explicit: bool = False
+    #: Storm only: the Connect URL the connection gave (``base_url``, path kept), instead of Storm's default.
+    storm_connect_url: str | None = None
 
     def fallback_scope(self, refused: str) -> str | None:
         """The scope to try once after Norce answered ``invalid_scope`` to ``refused``, or None.
@@ -174,6 +176,8 @@ class NorceConnectionConfig:
 
     def service_url(self, service: str) -> str:
         """Absolute URL prefix (ending in ``/``) of a Norce service such as ``connect`` or ``query``."""
+        if self.layout == "storm" and service == "connect" and self.storm_connect_url:
+            return self.storm_connect_url
         if self.layout == "storm" and service in STORM_SERVICE_URLS:
             return STORM_SERVICE_URLS[service][self.environment]
         try:
@@ -203,8 +207,9 @@ class NorceConnectionConfig:
                 "the client id holds whitespace, control or non-ASCII characters; copy the OAuth2 Client ID "
                 "from Norce Admin (Settings > Users > OAUTH) again, without anything around it",
             )
-        client_secret = conn.password or ""
-        if not client_secret:
+        # The secret is read into no local variable of this frame: a traceback that shows locals (Airflow
+        # 3.0's rich tracebacks in dag.test) would print it when a later field is refused.
+        if not conn.password:
             raise fail(
                 "password", "no client secret; put the OAuth2 Client Secret shown when the user was created"
             )
@@ -218,10 +223,15 @@ class NorceConnectionConfig:
         host = (conn.host or "").strip()
         base_url_extra = str(extra.get("base_url") or "").strip()
         layout = "commerce"
-        if base_url_extra:
-            base_url = _checked_url(base_url_extra, "base_url", fail)
-        elif "://" in host:
-            base_url = _checked_url(host, "host", fail)
+        storm_connect_url: str | None = None
+        url_field = "base_url" if base_url_extra else "host"
+        if platform == "storm" and (base_url_extra or "://" in host):
+            # Storm's Connect URL carries its path (https://connect.storm.io/4.0/api/): kept, used as is.
+            layout = "storm"
+            storm_connect_url = _storm_connect_url(base_url_extra or host, url_field, fail)
+            base_url = canonical_origin(storm_connect_url)
+        elif base_url_extra or "://" in host:
+            base_url = _commerce_base_url(base_url_extra or host, url_field, fail)
         elif platform == "storm":
             layout = "storm"
             base_url = _origin(STORM_SERVICE_URLS["connect"][environment])
@@ -234,7 +244,11 @@ class NorceConnectionConfig:
                 "credentials; put the client name of https://{client}.api-se.norce.tech or an https URL",
             )
         elif not _CLIENT_NAME.fullmatch(host.lower()):
-            raise fail("host", f"{host!r} is neither a client name (a DNS label) nor a URL")
+            raise fail(
+                "host",
+                f"{host!r} is neither a client name (a DNS label: the letters a-z, digits and '-') nor a URL; "
+                "put the client name of https://{client}.api-se.norce.tech or an https URL",
+            )
         else:
             base_url = commerce_base_url(host.lower(), region, environment)
 
@@ -278,7 +292,7 @@ class NorceConnectionConfig:
         return cls(
             conn_id=conn_id,
             client_id=client_id,
-            client_secret=client_secret,
+            client_secret=conn.password,
             platform=platform,
             environment=environment,
             region=region,
@@ -294,6 +308,7 @@ class NorceConnectionConfig:
             proxies=proxies,
             layout=layout,
             scope_explicit=bool(scope_extra),
+            storm_connect_url=storm_connect_url,
         )
 
 
@@ -407,7 +422,11 @@ def _extras(conn: Any, conn_id: str) -> dict[str, Any]:
     if not raw:
         _check_raw_extra(conn, conn_id)
     if not isinstance(raw, dict):
-        raise NorceConnectionConfigError(conn_id, "extra", "must be a JSON object")
+        raise NorceConnectionConfigError(
+            conn_id,
+            "extra",
+            f'must be a JSON object such as {{"environment": "stage"}}, not {_json_kind(raw)}; fix the Extra field',
+        )
     prefix = "extra__norce__"
     extras = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in raw.items()}
     for name in KNOWN_EXTRAS:
@@ -522,3 +541,58 @@ def _checked_url(url: str, field_name: str, fail: Any, keep_path: bool = False) 
             "(and a path prefix if a gateway needs one)",
         )
     return f"{parts.scheme}://{parts.netloc}{parts.path}".rstrip("/")
+
+
+#: The first path segment of Norce Commerce's own routes (``/commerce/{service}/{version}/``,
+#: ``/identity/1.0/connect/token``): a host or ``base_url`` whose path holds one was copied from a service
+#: or token URL, and the provider would add the route a second time.
+_NORCE_ROUTES = ("commerce", "identity")
+#: Norce Commerce's own hosts (``{client}.api-{region}[.{environment}].norce.tech``) serve every API from the
+#: root: a path there is always a mistake.
+_NORCE_COMMERCE_DOMAIN = ".norce.tech"
+
+
+def _commerce_base_url(url: str, field_name: str, fail: Any) -> str:
+    """The base URL of a Norce Commerce connection given as a URL (``host`` or ``base_url``).
+
+    Norce Commerce publishes ``https://{client}.api-{region}[.{environment}].norce.tech`` with the APIs under
+    ``/commerce/{service}/{version}/`` and the token under ``/identity/1.0/connect/token``; the provider adds
+    those routes itself. So a path is refused where it can only be a mistake: on a ``*.norce.tech`` host, and
+    wherever it holds one of Norce's routes (a pasted service or token URL, which would be sent to
+    ``.../commerce/query/2.0/commerce/query/2.0/...``). Any other path on another host is kept as the prefix
+    of a gateway or proxy in front of Norce.
+    """
+    base_url = _checked_url(url, field_name, fail)
+    parts = urlsplit(base_url)
+    segments = [segment for segment in parts.path.split("/") if segment]
+    if not segments:
+        return base_url
+    origin = f"{parts.scheme}://{parts.netloc}"
+    host = (parts.hostname or "").lower()
+    routes = [i for i, segment in enumerate(segments) if segment.lower() in _NORCE_ROUTES]
+    if host.endswith(_NORCE_COMMERCE_DOMAIN) or host == _NORCE_COMMERCE_DOMAIN[1:]:
+        raise fail(
+            field_name,
+            f"{_redacted(url)!r} has a path ({parts.path!r}), but Norce Commerce serves every API from the root "
+            f"of its host and the provider adds /commerce/{{service}}/{{version}}/ and "
+            f"/identity/1.0/connect/token itself; give {origin!r}",
+        )
+    if routes:
+        keep = "/".join(segments[: routes[0]])
+        fix = f"{origin}/{keep}" if keep else origin
+        raise fail(
+            field_name,
+            f"{_redacted(url)!r} holds Norce's route {'/' + '/'.join(segments[routes[0] :])!r}: it looks copied "
+            "from a service or token URL, and the provider adds /commerce/{service}/{version}/ and "
+            f"/identity/1.0/connect/token itself; give {fix!r}",
+        )
+    return base_url  # a gateway's prefix: kept
+
+
+def _storm_connect_url(url: str, field_name: str, fail: Any) -> str:
+    """Storm's Connect URL as the connection gives it, ending in ``/``: Storm's shape has a path
+    (``https://connect.storm.io/4.0/api/``), kept; a bare host gets Storm's ``/4.0/api/``."""
+    checked = _checked_url(url, field_name, fail)
+    if not urlsplit(checked).path.strip("/"):
+        return checked + "/4.0/api/"
+    return checked + "/"

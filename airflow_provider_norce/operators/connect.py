@@ -26,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 # Both are standard library only: cheap at DAG parse time.
-from airflow_provider_norce.arguments import as_bool, finite_seconds, positive_int
+from airflow_provider_norce.arguments import as_bool, conn_id, finite_seconds, positive_int
 from airflow_provider_norce.connect_items import FileItems, ListItems, _batched
 from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError
 from airflow_provider_norce.import_ledger import ledger_for
@@ -158,6 +158,7 @@ class NorceConnectImportOperator(BaseOperator):
         as_bool(self.skip_invalid_items, "skip_invalid_items", self.task_id)
         poll_interval = finite_seconds(self.poll_interval, "poll_interval", self.task_id)
         timeout = None if self.timeout is None else finite_seconds(self.timeout, "timeout", self.task_id)
+        self.norce_conn_id = conn_id(self.norce_conn_id, self.task_id)
         # reads (and validates) the whole input once, before anything is posted
         header, full_file, source, total = self._prepare(method)
         if full_file and total == 0:

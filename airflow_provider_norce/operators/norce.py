@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import AirflowException, BaseOperator
 
-from airflow_provider_norce.arguments import as_bool
+from airflow_provider_norce.arguments import as_bool, conn_id, http_method, mapping_or_none
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -101,10 +101,19 @@ class NorceOperator(BaseOperator):
         return NorceHook(norce_conn_id=self.norce_conn_id)
 
     def execute(self, context: Context) -> Any:
-        method = str(self.method or "GET").strip().upper()
+        # Every rendered argument is checked before the first request (token included).
+        method = http_method(self.method, self.task_id)
         paginate = as_bool(self.paginate, "paginate", self.task_id)
-        if not self.endpoint:
-            raise ValueError(f"Task {self.task_id!r}: endpoint is empty")
+        if not isinstance(self.endpoint, str) or not self.endpoint.strip():
+            raise ValueError(
+                f"Task {self.task_id!r}: endpoint is {self.endpoint!r}; give a path such as "
+                "'commerce/metadata/1.1/GetApplication'"
+            )
+        example = '{"$top": 10}'
+        self.request_params = mapping_or_none(self.request_params, "request_params", self.task_id, example)
+        example = '{"X-StormConnect-Header": "{...}"}'
+        self.headers = mapping_or_none(self.headers, "headers", self.task_id, example)
+        self.norce_conn_id = conn_id(self.norce_conn_id, self.task_id)
         hook = self.get_hook()
         if paginate:
             if method != "GET":

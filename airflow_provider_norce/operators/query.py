@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_norce.arguments import as_bool, non_negative_float
+from airflow_provider_norce.arguments import as_bool, conn_id, non_negative_float
 from airflow_provider_norce.export_files import (
     FILE_FORMATS,
     DestinationError,
@@ -136,6 +136,7 @@ class NorceQueryExportOperator(BaseOperator):
             raise ValueError(f"Task {self.task_id!r}: {problem}")
         progress_interval = non_negative_float(self.progress_interval, "progress_interval", self.task_id)
         select = _names(self.select)
+        self.norce_conn_id = conn_id(self.norce_conn_id, self.task_id)
         hook = self.get_hook()
         params = self.query_params(context, select, application_id=hook.config.application_id)
         endpoint = f"{hook.service_url('query').rstrip('/')}/{entity}"
