@@ -108,6 +108,10 @@ def _atomic_local(path: str) -> Iterator[IO[bytes]]:
         os.makedirs(directory, exist_ok=True)
         temp = os.path.join(directory, temp_name(name))
         handle = open(temp, "xb")  # noqa: SIM115 - closed below on every path
+        # Locked while written: a writer killed with SIGKILL cannot remove its temporary file, but the
+        # kernel drops its lock, so the next export of this destination knows the file is abandoned.
+        _lock_nowait(handle.fileno())
+        _remove_abandoned_temps(directory, name, keep=temp)
     except OSError as err:
         raise DestinationError(
             f"cannot write the export destination {path!r}: its directory {directory!r} cannot be created "
@@ -131,6 +135,50 @@ def _atomic_local(path: str) -> Iterator[IO[bytes]]:
             os.fsync(dir_fd)
         finally:
             os.close(dir_fd)
+
+
+def _lock_nowait(fd: int) -> bool:
+    """An exclusive ``flock`` on ``fd`` if it can be had at once (False if another process holds one)."""
+    try:
+        import fcntl
+    except ImportError:  # pragma: no cover - not POSIX: no lock, nothing is ever taken for abandoned
+        return False
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        return False
+    return True
+
+
+def _remove_abandoned_temps(directory: str, name: str, keep: str) -> None:
+    """Remove this destination's temporary files whose writer died (nobody holds their lock).
+
+    Why: a worker killed in the middle of an export (SIGKILL, OOM killer, a lost node) leaves its
+    temporary file behind; without this, every killed try would leave one more beside the destination.
+    A file another export is still writing is locked by it and kept.
+    """
+    prefix, suffix = f".{name}.", TEMP_SUFFIX
+    try:
+        entries = list(os.scandir(directory))
+    except OSError:
+        return
+    for entry in entries:
+        if not (entry.name.startswith(prefix) and entry.name.endswith(suffix)) or entry.path == keep:
+            continue
+        if len(entry.name) != len(prefix) + 12 + len(suffix):  # .<name>.<12 hex>.norce-tmp only
+            continue
+        try:
+            if not entry.is_file(follow_symlinks=False):
+                continue
+            fd = os.open(entry.path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except OSError:
+            continue
+        try:
+            if _lock_nowait(fd):
+                with contextlib.suppress(OSError):  # gone already, or not ours to remove: leave it
+                    os.unlink(entry.path)
+        finally:
+            os.close(fd)
 
 
 @contextlib.contextmanager

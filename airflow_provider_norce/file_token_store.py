@@ -97,13 +97,21 @@ def default_directories(environ: Mapping[str, str] | None = None) -> list[Path]:
     return candidates
 
 
-def private_directory(path: Path) -> Path | None:
+def private_directory(path: Path, problems: list[str] | None = None) -> Path | None:
     """``path`` as a directory only we can use (created 0700 if missing), or None if it cannot be.
 
     Ours but too open: tightened and emptied (what was in it may have been planted). A symlink: removed
-    and replaced by a real directory. Another user's: refused (never ours to repair).
+    and replaced by a real directory. Another user's: refused (never ours to repair). Why it cannot be
+    used is logged as a warning, or appended to ``problems`` when that is given (a caller that warns once).
     """
     uid = os.geteuid()
+
+    def refuse(message: str, *args: Any) -> None:
+        if problems is None:
+            log.warning("Norce token store: " + message, *args)
+        else:
+            problems.append(message % args)
+
     try:
         path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
         with contextlib.suppress(FileExistsError):
@@ -115,15 +123,10 @@ def private_directory(path: Path) -> Path | None:
             path.mkdir(mode=0o700)
             st = os.lstat(path)
         if not stat.S_ISDIR(st.st_mode):
-            log.warning("Norce token store: %s is not a directory; not using it", path)
+            refuse("%s is not a directory; not using it", path)
             return None
         if st.st_uid != uid:
-            log.warning(
-                "Norce token store: %s belongs to uid %d, not to this user (uid %d); not using it",
-                path,
-                st.st_uid,
-                uid,
-            )
+            refuse("%s belongs to uid %d, not to this user (uid %d); not using it", path, st.st_uid, uid)
             return None
         if st.st_mode & 0o077:
             log.warning(
@@ -139,7 +142,7 @@ def private_directory(path: Path) -> Path | None:
                     os.unlink(entry.path)
         return path
     except OSError as err:
-        log.warning("Norce token store: cannot use %s (%s)", path, err.strerror or type(err).__name__)
+        refuse("cannot use %s (%s)", path, err.strerror or type(err).__name__)
         return None
 
 
@@ -230,9 +233,7 @@ class FileTokenStore:
         try:
             self._write_private(self._token_path(key), json.dumps(doc).encode())
         except OSError as err:
-            self._warn_once(
-                "save", "Norce token store: could not save a token in %s (%s)", self.directory, err
-            )
+            self._degraded("could not save a token", err)
 
     def discard(self, key: str, access_token: str) -> None:
         """Remove the stored token of ``key``, but only if it is ``access_token`` (not its replacement)."""
@@ -288,7 +289,7 @@ class FileTokenStore:
                 try:
                     self._write_private(self.directory / LIMITER_STATE, repr(limiter.tat).encode())
                 except OSError as err:
-                    self._warn_once("tat", "Norce token store: could not save the limiter state (%s)", err)
+                    self._degraded("could not save the token-request limiter state", err)
                     self._fallback_limiter.tat = max(self._fallback_limiter.tat, limiter.tat)
             return result
         finally:
@@ -371,26 +372,40 @@ class FileTokenStore:
             raise
 
     def _remove(self, path: Path) -> None:
-        with contextlib.suppress(OSError):
+        """Remove what is at ``path``: a file, a symlink (never its target), or a directory in a file's place
+        (no file of the store is a directory; one left there would block that file forever)."""
+        try:
             os.unlink(path)
+        except IsADirectoryError:
+            self._remove_directory(path)
+        except OSError:
+            pass
+
+    def _remove_directory(self, path: Path) -> None:
+        import shutil
+
+        self._warn_once(
+            f"dir:{path}", "Norce token store: removing the directory %s found in a file's place", path
+        )
+        with contextlib.suppress(OSError):
+            shutil.rmtree(path)  # symlink-safe: links inside are removed, never followed
 
     def _acquire(self, path: Path, settled: Callable[[], bool] | None = None) -> int | None:
         """An fd holding an exclusive ``flock`` on ``path``, or None: the store is unusable (with a
         warning), or ``settled()`` said the lock is not needed any more."""
-        if private_directory(self.directory) is None:
-            self._warn_once(
-                "dir", "Norce token store: %s is unusable; tokens are not shared this time", self.directory
-            )
+        problems: list[str] = []
+        if private_directory(self.directory, problems) is None:
+            self._degraded("; ".join(problems) or "not usable")
             return None
         deadline = time.monotonic() + self.lock_timeout
         for _ in range(8):  # a bad lock file is replaced; one that keeps coming back is given up on
             try:
                 fd = os.open(path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o600)
             except OSError as err:
-                if err.errno == errno.ELOOP:
+                if err.errno in (errno.ELOOP, errno.EISDIR):  # a symlink or a directory in the lock's place
                     self._remove(path)
                     continue
-                self._warn_once("lock", "Norce token store: cannot open %s (%s)", path, err)
+                self._degraded(f"cannot open the lock file {path.name}", err)
                 return None
             try:
                 if not self._trusted(os.fstat(fd)):
@@ -409,7 +424,7 @@ class FileTokenStore:
             except BaseException:
                 os.close(fd)
                 raise
-        self._warn_once("lock", "Norce token store: cannot get a trustworthy lock file %s", path)
+        self._degraded(f"cannot get a trustworthy lock file {path.name}")
         return None
 
     def _flock(self, fd: int, path: Path, deadline: float, settled: Callable[[], bool] | None = None) -> bool:
@@ -467,6 +482,22 @@ class FileTokenStore:
             f"Norce token store: another process has held {path} for more than "
             f"{self.lock_timeout:.0f} s while fetching a token; if no Airflow task is running, "
             f"delete that file (a dead holder's lock is released by the kernel on its own)"
+        )
+
+    def _degraded(self, what: str, err: OSError | None = None) -> None:
+        """Warn once per process that the store cannot be used as it should, why, and what to do."""
+        cause = f": {err.strerror or type(err).__name__}" if err is not None else ""
+        self._warn_once(
+            "degraded",
+            "Norce token store %s: %s%s. The task goes on without it, but tokens are not shared between "
+            "task processes until this is fixed (each process asks Norce for its own). To fix: make %s a "
+            "writable directory of this user (mode 0700) with free space, or point %s at one, or set the "
+            "connection extra token_cache to 'process' to not use a machine store",
+            self.directory,
+            what,
+            cause,
+            self.directory,
+            ENV_DIR,
         )
 
     def _warn_once(self, what: str, message: str, *args: Any) -> None:

@@ -16,6 +16,7 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -77,6 +78,15 @@ def _build_machine_store() -> SharedTokenStore | None:
     )
 
     burst, per_minute = request_limit_from_env()
+    override = os.environ.get(ENV_DIR)
+    if override:
+        # The directory the user chose is kept even while it cannot be used (missing and not creatable,
+        # read-only, a file in its place): the store re-checks it before every use, warns once saying what
+        # to do, and shares tokens again as soon as it is fine, without restarting this process. Only a
+        # directory of another user is refused for good: never ours to repair.
+        chosen = Path(override).expanduser()
+        if private_directory(chosen, []) is not None or not _owned_by_another_user(chosen):
+            return FileTokenStore(chosen, burst=burst, rate_per_minute=per_minute)
     tried = []
     for candidate in default_directories():
         directory = private_directory(candidate)
@@ -90,3 +100,10 @@ def _build_machine_store() -> SharedTokenStore | None:
         ENV_DIR,
     )
     return None
+
+
+def _owned_by_another_user(path: Path) -> bool:
+    try:
+        return os.lstat(path).st_uid != os.geteuid()
+    except OSError:
+        return False

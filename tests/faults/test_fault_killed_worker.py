@@ -1,0 +1,327 @@
+"""A worker killed with SIGKILL, then the task's retry: real DAG runs against the simulator.
+
+The worker is a child process running ``dag.test()`` of a DAG in ``tests/faults/dags/kill_faults.py`` with
+the test's Airflow home, connection and token store. A simulator fault with a ``delay`` holds one request
+open (page 3 of an export, the second batch of a Connect import, the token request) while the test watches
+``sim.counters()`` for it; then the worker's whole process group is SIGKILLed: no ``finally``, no
+``except``, no atexit runs. The retry is what the scheduler does next: the dead try fails and the task's
+retry runs in the same DAG run (``fault_worker.retry_killed_run``), in this process.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import fcntl
+import os
+import signal
+import threading
+import time
+from collections import Counter
+from pathlib import Path
+from typing import Any
+
+import pytest
+from fault_worker import fork_worker, retry_killed_run, share_the_execution_api
+from norce_faults_testlib import read_jsonl, set_connection, task_states, write_jsonl
+
+UTC = dt.timezone.utc
+DAGS = "kill_faults.py"
+SKUS_PATH = "/commerce/query/2.0/Products/ProductSkus"
+IMPORT_PATH = "/commerce/connect/4.0/Product/ImportOnhands"
+HOLD = 60.0  # seconds a faulted request is held open: far longer than the test waits for the kill
+_RUNS = iter(range(1, 10_000))
+
+
+@pytest.fixture(autouse=True, scope="module")
+def one_execution_api():
+    """One in-process execution API for the module's runs, as on Airflow 3.1+ (3.0 builds one per task)."""
+    undo = share_the_execution_api()
+    yield
+    undo()
+
+
+@pytest.fixture(autouse=True)
+def fresh_token_caches(tmp_path, monkeypatch):
+    """Each test: its own machine token store and an empty process cache."""
+    from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE, WORKING_SCOPES
+
+    store = tmp_path / "tokens"
+    store.mkdir(mode=0o700)
+    monkeypatch.setenv("NORCE_TOKEN_CACHE_DIR", str(store))
+    PROCESS_TOKEN_CACHE.clear()
+    WORKING_SCOPES.clear()
+    yield store
+    PROCESS_TOKEN_CACHE.clear()
+    WORKING_SCOPES.clear()
+
+
+@pytest.fixture
+def sim(norce_simulator, monkeypatch):
+    # timeout 30: the worker must still be waiting for the held request when it is killed
+    set_connection(monkeypatch, norce_simulator.sim, max_attempts=2, max_retry_wait=2, timeout=30)
+    return norce_simulator.sim
+
+
+class Worker:
+    """``dag.test()`` in a forked child process that leads its own process group (``fault_worker``)."""
+
+    warm = False
+
+    def __init__(self, fault_dag: Any, dag_id: str, conf: dict[str, Any], log: Path) -> None:
+        self.dag = fault_dag(DAGS, dag_id)
+        if not Worker.warm:
+            # One throwaway run first (it fails at once: no destination, no request), so that this process
+            # and every worker forked from it are warm: a first dag.test() in a process costs seconds.
+            fault_dag(DAGS, "kill_fault_export").test(
+                logical_date=dt.datetime(2026, 1, 1, tzinfo=UTC), run_conf={"destination": ""}
+            )
+            Worker.warm = True
+        self.logical_date = dt.datetime(2026, 11, 20, tzinfo=UTC) + dt.timedelta(minutes=next(_RUNS))
+        self.log = log
+        self.returncode: int | None = None
+        self.pid = fork_worker(self.dag, self.logical_date, conf, str(log))
+
+    def poll(self) -> int | None:
+        if self.returncode is None:
+            pid, status = os.waitpid(self.pid, os.WNOHANG)
+            if pid:
+                self.returncode = os.waitstatus_to_exitcode(status)
+        return self.returncode
+
+    def wait_for(self, what: str, ready: Any, timeout: float = 60.0) -> None:
+        deadline = time.monotonic() + timeout
+        while not ready():
+            if self.poll() is not None:
+                pytest.fail(f"the worker ended (rc {self.returncode}) before {what}:\n{self.output()}")
+            if time.monotonic() > deadline:
+                self.kill()
+                pytest.fail(f"the worker never reached {what}:\n{self.output()}")
+            time.sleep(0.02)
+
+    def kill(self) -> None:
+        """SIGKILL the worker and everything it started (it leads its own process group)."""
+        if self.poll() is None:
+            os.killpg(self.pid, signal.SIGKILL)
+            _, status = os.waitpid(self.pid, 0)
+            self.returncode = os.waitstatus_to_exitcode(status)
+        assert self.returncode == -signal.SIGKILL, f"the worker was not killed: rc {self.returncode}"
+
+    def output(self) -> str:
+        return self.log.read_text(errors="replace")[-6000:] if self.log.exists() else ""
+
+
+@pytest.fixture
+def workers():
+    started: list[Worker] = []
+    yield started
+    for worker in started:  # a failed test must not leave a worker behind
+        if worker.poll() is None:
+            os.killpg(worker.pid, signal.SIGKILL)
+            os.waitpid(worker.pid, 0)
+
+
+def after_answers(sim: Any, prefix: str, actions: dict[int, Any]) -> None:
+    """Run ``actions[n]()`` right after the simulator answered the n-th successful request under ``prefix``,
+    before that answer is sent (so a fault added there catches the very next request)."""
+    route = sim._route
+    seen = [0]
+    lock = threading.Lock()
+
+    def hooked(handler, method, path, lowered, query, body, is_token):
+        reply = route(handler, method, path, lowered, query, body, is_token)
+        if lowered.startswith(prefix.lower()) and reply.status == 200:
+            with lock:
+                seen[0] += 1
+                action = actions.get(seen[0])
+            if action is not None:
+                action()
+        return reply
+
+    sim._route = hooked
+
+
+def requests_to(sim: Any, method: str, path: str) -> int:
+    return sim.counters()["requests"].get(f"{method} {path}", 0)
+
+
+def retry(worker: Worker, capsys: Any) -> tuple[Any, str]:
+    """The scheduler's retry of the dead worker's task, in this process; returns the run and its log."""
+    from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE
+
+    PROCESS_TOKEN_CACHE.clear()  # a new task process
+    capsys.readouterr()
+    run = retry_killed_run(worker.dag, worker.logical_date)
+    captured = capsys.readouterr()
+    return run, captured.out + captured.err
+
+
+def try_numbers(run: Any) -> dict[str, int]:
+    return {ti.task_id: ti.try_number for ti in run.get_task_instances()}
+
+
+def temp_files(directory: Path) -> list[str]:
+    return sorted(name for name in os.listdir(directory) if name.endswith(".norce-tmp"))
+
+
+def assert_no_secret_in(text: str, sim: Any) -> None:
+    """Neither the client secret nor any token the simulator issued. Airflow's own DEBUG lines of the
+    ``MaskSecret`` messages its supervisor receives (apache/airflow#63921, issue 9 case 12, which the secrets
+    audit covers) are left out: they are Airflow's, not this part's."""
+    text = "\n".join(line for line in text.splitlines() if "MaskSecret(" not in line)
+    assert sim.client_secret not in text
+    for token in sim.issued_tokens():
+        assert token not in text
+
+
+# -- (a) in the middle of an export ----------------------------------------------------------------------------
+
+
+@pytest.mark.norce_simulator(products=12, page_size=5)
+def test_worker_killed_mid_export_leaves_the_previous_file_and_the_retry_writes_it_whole(
+    sim, fault_dag, capsys, tmp_path, workers
+):
+    out_dir = tmp_path / "exports"
+    out_dir.mkdir()
+    destination = out_dir / "skus.jsonl"
+    previous = [{"PartNo": "FROM-THE-RUN-BEFORE", "n": n} for n in range(3)]
+    write_jsonl(destination, previous)
+    # page 2 answered: hold page 3 open, the worker has written two pages into its temporary file
+    after_answers(sim, SKUS_PATH, {2: lambda: sim.add_fault("query", "timeout", delay=HOLD, count=1)})
+    worker = Worker(fault_dag, "kill_fault_export", {"destination": str(destination)}, tmp_path / "w.log")
+    workers.append(worker)
+
+    worker.wait_for("page 3", lambda: requests_to(sim, "GET", SKUS_PATH) >= 3)
+    worker.kill()
+
+    assert read_jsonl(destination) == previous, "the previous complete file is untouched"
+    leftovers = temp_files(out_dir)
+    assert len(leftovers) == 1, leftovers  # the dead worker's half-written file
+    sim.clear_faults()
+
+    run, out = retry(worker, capsys)
+
+    assert task_states(run) == {"export": "success"}, out
+    assert try_numbers(run) == {"export": 2}
+    rows = [row["PartNo"] for row in read_jsonl(destination)]
+    assert rows == sorted(sim.catalog.skus), "exactly the rows: none doubled, none missing"
+    assert len(rows) > 10
+    assert temp_files(out_dir) == [], "the dead worker's temporary file is cleaned up by the retry"
+    assert sorted(os.listdir(out_dir)) == ["skus.jsonl"]
+    assert_no_secret_in(out + worker.output(), sim)
+
+
+@pytest.mark.norce_simulator(products=12, page_size=5)
+def test_worker_killed_mid_first_export_leaves_nothing(sim, fault_dag, capsys, tmp_path, workers):
+    out_dir = tmp_path / "exports"
+    destination = out_dir / "skus.jsonl"  # no file yet, nor its directory
+    after_answers(sim, SKUS_PATH, {2: lambda: sim.add_fault("query", "timeout", delay=HOLD, count=1)})
+    worker = Worker(fault_dag, "kill_fault_export", {"destination": str(destination)}, tmp_path / "w.log")
+    workers.append(worker)
+
+    worker.wait_for("page 3", lambda: requests_to(sim, "GET", SKUS_PATH) >= 3)
+    worker.kill()
+
+    assert not destination.exists(), "no half-written file where a reader would take it as complete"
+    sim.clear_faults()
+    run, out = retry(worker, capsys)
+    assert task_states(run) == {"export": "success"}, out
+    assert [row["PartNo"] for row in read_jsonl(destination)] == sorted(sim.catalog.skus)
+    assert sorted(os.listdir(out_dir)) == ["skus.jsonl"]
+
+
+# -- (b) a Connect import between batches -----------------------------------------------------------------------
+
+
+def onhand_items(sim: Any, path: Path, count: int) -> list[dict[str, Any]]:
+    items = [
+        {"PartNo": p, "WarehouseCode": "MAIN", "LocationCode": "MAIN", "OnhandValue": 100 + n}
+        for n, p in enumerate(sorted(sim.catalog.skus)[:count])
+    ]
+    write_jsonl(path, items)
+    return items
+
+
+def posted_part_nos(sim: Any) -> list[list[str]]:
+    """The PartNos of every job the simulator created, in job order (one job per posted batch)."""
+    with sim.connect._lock:
+        jobs = sorted(sim.connect._jobs.values(), key=lambda job: job.id)
+        return [[item["PartNo"] for _, item in job.valid] for job in jobs]
+
+
+@pytest.mark.norce_simulator(products=12, job_duration=0.2)
+def test_worker_killed_between_import_batches_the_retry_posts_only_the_rest(
+    sim, fault_dag, capsys, tmp_path, workers
+):
+    items = onhand_items(sim, tmp_path / "onhands.jsonl", 10)  # batch_size 4: batches of 4, 4 and 2
+    # batch 1 answered (and recorded in the ledger before the next POST): hold the POST of batch 2
+    after_answers(sim, IMPORT_PATH, {1: lambda: sim.add_fault("connect", "503", delay=HOLD, count=1)})
+    worker = Worker(
+        fault_dag, "kill_fault_import", {"items_path": str(tmp_path / "onhands.jsonl")}, tmp_path / "w.log"
+    )
+    workers.append(worker)
+
+    worker.wait_for("the POST of batch 2", lambda: requests_to(sim, "POST", IMPORT_PATH) >= 2)
+    worker.kill()
+
+    assert sim.counters()["jobs_created"] == 1
+    sim.clear_faults()
+    run, out = retry(worker, capsys)
+
+    assert task_states(run) == {"import": "success"}, out
+    assert try_numbers(run) == {"import": 2}
+    batches = posted_part_nos(sim)
+    expected = [item["PartNo"] for item in items]
+    assert batches == [expected[0:4], expected[4:8], expected[8:10]], "each batch posted once, in order"
+    assert sim.counters()["jobs_created"] == 3
+    assert requests_to(sim, "POST", IMPORT_PATH) == 4  # 1 + the held one + the 2 the retry posted
+    assert Counter(p for batch in batches for p in batch) == Counter(expected)  # no item twice
+    assert "already has job 1001" in out and "not posting it again" in out
+    stock = {row["PartNo"]: row["OnHandValue"] for row in sim.catalog.onhand_rows()}
+    assert {item["PartNo"]: stock.get(item["PartNo"]) for item in items} == {
+        item["PartNo"]: item["OnhandValue"] for item in items
+    }, "Norce holds the stock of every item"
+    assert_no_secret_in(out + worker.output(), sim)
+
+
+# -- (c) while it holds the machine token lock -------------------------------------------------------------------
+
+
+def lock_is_held(store: Path) -> bool:
+    """Some process holds the flock of the token key's lock file (not the limiter's)."""
+    for path in store.glob("*.lock"):
+        if path.name == "limiter.lock":
+            continue
+        with open(path, "rb") as handle:
+            try:
+                fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                return True
+            fcntl.flock(handle, fcntl.LOCK_UN)
+    return False
+
+
+@pytest.mark.norce_simulator(products=12, page_size=10)
+def test_worker_killed_holding_the_token_lock_the_retry_takes_it_over(
+    sim, fault_dag, capsys, tmp_path, workers, fresh_token_caches
+):
+    store = fresh_token_caches
+    destination = tmp_path / "skus.jsonl"
+    sim.add_fault("token", "503", delay=HOLD, count=1)  # the worker's token request is held open
+    worker = Worker(fault_dag, "kill_fault_export", {"destination": str(destination)}, tmp_path / "w.log")
+    workers.append(worker)
+
+    worker.wait_for("the token request", lambda: sim.counters()["token_requests"] >= 1)
+    worker.wait_for("the token lock", lambda: lock_is_held(store), timeout=10)
+    worker.kill()
+
+    assert not lock_is_held(store), "the kernel released the dead holder's lock"
+    run, out = retry(worker, capsys)
+
+    assert task_states(run) == {"export": "success"}, out
+    assert [row["PartNo"] for row in read_jsonl(destination)] == sorted(sim.catalog.skus)
+    counters = sim.counters()
+    assert counters["token_requests"] == 2 and counters["tokens_issued"] == 1  # the held one + the retry's
+    assert "held" not in out.lower() or "lock" not in out.lower()  # no lock timeout, no lock error
+    assert len(list(store.glob("*.token"))) == 1, "the retry's token is shared through the store"
+    assert not [n for n in os.listdir(store) if n.startswith(".tmp-")]
+    assert_no_secret_in(out + worker.output(), sim)
