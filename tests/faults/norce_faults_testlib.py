@@ -11,7 +11,9 @@ def task_states(run: Any) -> dict[str, str]:
     return {ti.task_id: str(ti.state) for ti in run.get_task_instances()}
 
 
-def set_connection(monkeypatch: Any, sim: Any, conn_id: str = "norce_default", **extra: Any) -> dict[str, Any]:
+def set_connection(
+    monkeypatch: Any, sim: Any, conn_id: str = "norce_default", **extra: Any
+) -> dict[str, Any]:
     """Point ``conn_id`` at ``sim`` with ``extra`` merged over the simulator's own extras (e.g. small
     ``max_attempts``/``max_retry_wait``/``timeout`` so a fault test stays fast); returns the connection."""
     connection = sim.connection_dict()

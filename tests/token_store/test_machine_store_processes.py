@@ -24,15 +24,17 @@ def light_task(sim, store_dir, client_id=None, secret=None, mode="light", **env)
     return Task(args, environment(NORCE_TOKEN_CACHE_DIR=str(store_dir), **env))
 
 
-def test_thirty_processes_started_together_share_one_token_request(norce_simulator, store_dir):
+@pytest.mark.norce_simulator(token_burst=20, token_rate_per_minute=3)
+def test_forty_processes_started_together_share_one_token_request(norce_simulator, store_dir):
+    """A 40-task fan-out, Norce's own limits: one token request, no 429 (issue 9's limiter floor)."""
     sim = norce_simulator.sim
-    results = run_together([light_task(sim, store_dir) for _ in range(30)])
+    results = run_together([light_task(sim, store_dir) for _ in range(40)])
 
     assert all(r["ok"] for r in results), results
     assert len({r["token"] for r in results}) == 1  # every process used the same token
     counters = norce_simulator.counters()
-    assert counters["token_requests"] == 1
-    assert counters["requests"]["GET /commerce/metadata/1.1/GetApplication"] == 30
+    assert (counters["token_requests"], counters["token_429"]) == (1, 0)
+    assert counters["requests"]["GET /commerce/metadata/1.1/GetApplication"] == 40
 
 
 def test_hook_task_processes_share_the_machine_store_by_default(norce_simulator, store_dir):
