@@ -120,6 +120,13 @@ class JobState:
             )
         status_id = _int_or_none(payload.get("StatusId"))
         finished = payload.get("IsFinished")
+        if status_id is None and not isinstance(finished, bool):
+            # ``{}`` or another object without a job's state: polling it again would wait until the timeout
+            raise NorceAPIError(
+                f"Norce answered Job/Get for job {job_id} with an object that is not a job (neither StatusId "
+                f"nor IsFinished): {excerpt(repr(payload), 120)}; check that the connection's host is Norce "
+                "Connect (not a proxy or portal answering in its place)"
+            )
         # trust IsFinished; without a usable one, fall back on the documented terminal states
         is_finished = finished if isinstance(finished, bool) else status_id in TERMINAL_STATUSES
         inserts = payload.get("Insert", payload.get("Inserts"))

@@ -59,6 +59,13 @@ def test_not_a_job_object_is_an_api_error():
         JobState.from_response("5", ["nope"])
 
 
+@pytest.mark.parametrize("payload", [{}, {"Message": "OK"}, {"StatusId": None, "IsFinished": "no"}])
+def test_an_object_without_a_job_state_is_an_api_error_not_a_running_job(payload):
+    """Polled as running, ``{}`` would keep a sensor or trigger waiting until its timeout."""
+    with pytest.raises(NorceAPIError, match="job 5 .*not a job"):
+        JobState.from_response("5", payload)
+
+
 def test_summary_is_small_and_caps_error_lines():
     state = JobState.from_response("8", {"StatusId": 3, "IsFinished": True, "Fail": 40})
     summary = state.summary([f"line {i}" for i in range(30)])
