@@ -63,7 +63,10 @@ def test_valid_extra_text_and_empty_extra_still_accepted():
 
 
 def _airflow_refused_it(err: BaseException) -> bool:
-    """Airflow 3.0 validates ``extra`` on load and reports such a connection as not defined."""
+    """Airflow 3.0 validates ``extra`` on load and reports such a connection as not defined (which the hook
+    words as "no usable connection with this id", field ``conn_id``)."""
+    if isinstance(err, NorceConnectionConfigError) and err.field == "conn_id":
+        return True
     return type(err).__name__ == "AirflowNotFoundException"
 
 
