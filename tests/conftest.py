@@ -10,6 +10,11 @@ import tempfile
 import pytest
 
 _HOME = tempfile.mkdtemp(prefix="norce-airflow-home-")
+if os.environ.get("PYTEST_XDIST_WORKER"):
+    # Each pytest-xdist worker is a test session of its own: its own Airflow home (metadata DB, dags
+    # folder, logs) and its own machine token store, never the coordinator's it inherited.
+    os.environ["AIRFLOW_HOME"] = _HOME
+    os.environ["NORCE_TOKEN_CACHE_DIR"] = tempfile.mkdtemp(prefix="norce-tokens-")
 os.environ.setdefault("AIRFLOW_HOME", _HOME)
 os.environ.setdefault("AIRFLOW__CORE__LOAD_EXAMPLES", "False")
 # No AIRFLOW__CORE__UNIT_TEST_MODE: its config differs from a deployment's (it turns "@daily" into

@@ -92,9 +92,10 @@ def test_deferred_timeout_fails_and_a_retry_waits_for_the_same_jobs(sim):
 
 def test_sensor_defers_and_resumes(sim):
     job_ids = make(items=[onhand("100001", 1)], wait_for_completion=False).execute({})
-    sim.connect.job_duration = 0.2
+    sim.connect.job_duration = 60  # still running at the sensor's first look, however slow the machine
     sensor = NorceJobSensor(task_id="wait", job_ids=job_ids, deferrable=True, poke_interval=0.05, timeout=30)
     deferral = deferred(sensor, {})
+    sim.connect.job_duration = 0.2  # and done soon once the trigger waits for it
     event = run_trigger(rebuild_trigger(deferral.trigger))[0].payload
     summary = sensor.execute_complete({}, event)
     assert summary["succeeded"] == 1

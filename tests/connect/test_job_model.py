@@ -62,7 +62,7 @@ def test_not_a_job_object_is_an_api_error():
 @pytest.mark.parametrize("payload", [{}, {"Message": "OK"}, {"StatusId": None, "IsFinished": "no"}])
 def test_an_object_without_a_job_state_is_an_api_error_not_a_running_job(payload):
     """Polled as running, ``{}`` would keep a sensor or trigger waiting until its timeout."""
-    with pytest.raises(NorceAPIError, match="job 5 .*not a job"):
+    with pytest.raises(NorceAPIError, match=r"job 5 .*not a job"):
         JobState.from_response("5", payload)
 
 

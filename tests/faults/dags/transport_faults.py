@@ -40,44 +40,26 @@ with DAG(
         progress_interval=0,
     )
 
-with DAG(
-    dag_id="fault_transport_import",
-    schedule=None,
-    start_date=START,
-    catchup=False,
-    default_args=DEFAULTS,
-    params={"items_path": Param("/tmp/fault_transport_onhands.jsonl", type="string")},
-):
-    NorceConnectImportOperator(
-        task_id="import_stock",
-        import_method="Product/ImportOnhands",
-        items_path="{{ params.items_path }}",
-        connect_header={"AccountId": 1, "FullFile": False},
-        batch_size=2,
-        wait_for_completion=True,
-        poll_interval=0.1,
-        timeout=30,
-    )
-
-with DAG(
-    dag_id="fault_transport_import_deferred",
-    schedule=None,
-    start_date=START,
-    catchup=False,
-    default_args=DEFAULTS,
-    params={"items_path": Param("/tmp/fault_transport_onhands.jsonl", type="string")},
-):
-    NorceConnectImportOperator(
-        task_id="import_stock",
-        import_method="Product/ImportOnhands",
-        items_path="{{ params.items_path }}",
-        connect_header={"AccountId": 1, "FullFile": False},
-        batch_size=2,
-        wait_for_completion=True,
-        poll_interval=0.1,
-        timeout=30,
-        deferrable=True,
-    )
+for dag_id, deferrable in (("fault_transport_import", False), ("fault_transport_import_deferred", True)):
+    with DAG(
+        dag_id=dag_id,
+        schedule=None,
+        start_date=START,
+        catchup=False,
+        default_args=DEFAULTS,
+        params={"items_path": Param("/tmp/fault_transport_onhands.jsonl", type="string")},
+    ):
+        NorceConnectImportOperator(
+            task_id="import_stock",
+            import_method="Product/ImportOnhands",
+            items_path="{{ params.items_path }}",
+            connect_header={"AccountId": 1, "FullFile": False},
+            batch_size=2,
+            wait_for_completion=True,
+            poll_interval=0.1,
+            timeout=30,
+            deferrable=deferrable,
+        )
 
 with DAG(
     dag_id="fault_transport_call",
