@@ -282,7 +282,9 @@ class NorceHook(BaseHook):
             if wait is None:
                 raise NorceAPIError(
                     f"Norce connection {config.conn_id!r}: no token request slot within the retry budget "
-                    f"({policy.max_wait:.0f} s); Norce admits 3 token requests a minute per IP address",
+                    f"({policy.max_wait:.0f} s) for {config.token_url}: this machine's tasks spent Norce's "
+                    "3 token requests a minute per IP address, or Norce answered 429 with a longer "
+                    "Retry-After. The task's retry will get one; or raise the connection's max_retry_wait",
                     status_code=429,
                 )
             if wait > 0:

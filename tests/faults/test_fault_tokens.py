@@ -540,3 +540,114 @@ def test_redirect_of_the_token_request_never_sends_the_secret_elsewhere(
     assert sim.counters()["token_requests"] == 1 and api_requests(sim) == 0
     assert "Norce connection 'norce_default'" in out and "redirect (307)" in out and location in out
     assert_no_token_in(out, sim)
+
+
+# -- 429 storms on the token endpoint ------------------------------------------------------------------------
+
+
+def _in_seconds(seconds: int) -> str:
+    """An HTTP date ``seconds`` from now, as a ``Retry-After`` may give it."""
+    import email.utils
+
+    return email.utils.format_datetime(
+        dt.datetime.now(dt.timezone.utc) + dt.timedelta(seconds=seconds), usegmt=True
+    )
+
+
+@pytest.mark.norce_simulator(products=24, page_size=8)
+@pytest.mark.parametrize("retry_after", ["seconds", "http-date"])
+def test_token_429_storm_at_the_start_is_waited_out(
+    norce_simulator, fault_dag, logs, tmp_path, monkeypatch, retry_after
+):
+    sim = norce_simulator.sim
+    set_connection(monkeypatch, sim, max_attempts=5, max_retry_wait=20, timeout=5)
+    wait = "1" if retry_after == "seconds" else _in_seconds(2)
+    sim.add_fault("token", "429", count=3, retry_after=wait)
+    destination = tmp_path / "skus.jsonl"
+
+    run, out = run_dag(fault_dag, logs, "token_fault_export", {"destination": str(destination)})
+
+    assert task_states(run) == {"export": "success"}, out
+    assert [row["PartNo"] for row in read_jsonl(destination)] == skus(sim)
+    counters = sim.counters()
+    assert (counters["token_429"], counters["tokens_issued"], counters["token_requests"]) == (3, 1, 4)
+    assert_no_token_in(out, sim)
+
+
+@pytest.mark.norce_simulator(products=40, page_size=8)
+def test_token_429_storm_in_the_middle_of_an_export_is_waited_out(
+    norce_simulator, fault_dag, logs, tmp_path, monkeypatch
+):
+    """The token expires after page 2 and its renewal meets two 429s: the page is asked again once the new
+    token is in; every row exactly once."""
+    sim = norce_simulator.sim
+    set_connection(monkeypatch, sim, max_attempts=5, max_retry_wait=20, timeout=5)
+
+    def expire_into_a_storm() -> None:
+        sim.add_fault("token", "429", count=2, retry_after=1)
+        sim.expire_tokens()
+
+    after_answers(sim, QUERY, {2: expire_into_a_storm})
+    destination = tmp_path / "skus.jsonl"
+
+    run, out = run_dag(fault_dag, logs, "token_fault_export", {"destination": str(destination)})
+
+    assert task_states(run) == {"export": "success"}, out
+    assert [row["PartNo"] for row in read_jsonl(destination)] == skus(sim)
+    counters = sim.counters()
+    assert (counters["api_401"], counters["token_429"], counters["tokens_issued"]) == (1, 2, 2)
+    assert_no_token_in(out, sim)
+
+
+@pytest.mark.norce_simulator(products=24, page_size=8)
+def test_token_429_without_retry_after_beyond_the_budget_fails_at_once(
+    norce_simulator, fault_dag, logs, tmp_path, monkeypatch
+):
+    """Without ``Retry-After`` the next token slot is 20 s away, beyond a 5 s budget: one token request, then
+    an error naming the connection, the token URL and 429, and no file; the next run succeeds."""
+    sim = norce_simulator.sim
+    set_connection(monkeypatch, sim, max_attempts=5, max_retry_wait=5, timeout=5)
+    sim.add_fault("token", "429")
+    destination = tmp_path / "skus.jsonl"
+
+    run, out = run_dag(fault_dag, logs, "token_fault_export", {"destination": str(destination)})
+
+    assert task_states(run) == {"export": "failed"}
+    assert (sim.counters()["token_requests"], api_requests(sim)) == (1, 0)
+    assert "norce_default" in out and "/identity/1.0/connect/token" in out and "429" in out
+    assert not destination.exists()
+    assert_no_token_in(out, sim)
+    sim.clear_faults()
+    run, out = run_dag(fault_dag, logs, "token_fault_export", {"destination": str(destination)})
+    assert task_states(run) == {"export": "success"}, out
+    assert [row["PartNo"] for row in read_jsonl(destination)] == skus(sim)
+
+
+@pytest.mark.norce_simulator(products=24, page_size=8)
+def test_token_retry_after_beyond_the_budget_is_honoured_by_the_next_runs_too(
+    norce_simulator, fault_dag, logs, tmp_path, monkeypatch
+):
+    """Norce asks for 6 s, the budget is 5 s: the task fails at once. A run started at once after it sends no
+    token request either (the machine store remembers Norce's answer) and says why; a run whose budget
+    covers the rest of the wait gets its token and exports every row. No hand clean-up."""
+    sim = norce_simulator.sim
+    set_connection(monkeypatch, sim, max_attempts=5, max_retry_wait=5, timeout=5)
+    sim.add_fault("token", "429", count=1, retry_after=6)
+    destination = tmp_path / "skus.jsonl"
+
+    run, out = run_dag(fault_dag, logs, "token_fault_export", {"destination": str(destination)})
+    assert task_states(run) == {"export": "failed"}
+    assert sim.counters()["token_requests"] == 1
+    assert "norce_default" in out and "429" in out and not destination.exists()
+
+    run, out = run_dag(fault_dag, logs, "token_fault_export", {"destination": str(destination)})
+    assert task_states(run) == {"export": "failed"}
+    assert sim.counters()["token_requests"] == 1  # Norce's wait is not over: not asked again
+    assert "no token request slot within the retry budget" in out
+
+    set_connection(monkeypatch, sim, max_attempts=5, max_retry_wait=20, timeout=5)
+    run, out = run_dag(fault_dag, logs, "token_fault_export", {"destination": str(destination)})
+    assert task_states(run) == {"export": "success"}, out
+    assert sim.counters()["token_requests"] == 2
+    assert [row["PartNo"] for row in read_jsonl(destination)] == skus(sim)
+    assert_no_token_in(out, sim)
