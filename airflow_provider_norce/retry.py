@@ -231,10 +231,11 @@ def explained(err: NorceAPIError, conn_id: str) -> NorceAPIError:
     connection and saying what to do (sync hook and async client alike)."""
     text = Exception.__str__(err)  # without the "gave up after" note, which __str__ adds back
     message = f"Norce connection {conn_id!r}: {text}; {what_to_do(err, conn_id)}."
-    return _copy_with_message(err, message)
+    return reworded(err, message)
 
 
-def _copy_with_message(err: NorceAPIError, message: str) -> NorceAPIError:
+def reworded(err: NorceAPIError, message: str) -> NorceAPIError:
+    """``err`` with ``message``: the same type, status, flags and retry notes (sync, async and token errors)."""
     copy = type(err)(
         message,
         status_code=err.status_code,
@@ -402,7 +403,7 @@ def _give_up(max_wait: float) -> Callable[[tenacity.RetryCallState], Any]:
             asked = getattr(exc, "retry_after", None)
             left = max(0.0, max_wait - retry_state.idle_for)
             if isinstance(exc, NorceAPIError) and asked is not None and asked > left:
-                exc = _copy_with_message(
+                exc = reworded(
                     exc,
                     f"{Exception.__str__(exc)}; Norce asked to wait {asked:.0f} s (Retry-After), more "
                     f"than the {left:.0f} s left of the retry budget (max_retry_wait {max_wait:.0f} s), so "

@@ -33,6 +33,7 @@ from airflow_provider_norce.retry import (
     json_body,
     mark_retries_spent,
     refused_fresh_token,
+    reworded,
 )
 from airflow_provider_norce.token_cache import (
     MASKED_TOKENS,
@@ -368,16 +369,11 @@ class NorceHook(BaseHook):
                 "Norce's identity service did not give a token; the task's retry asks again. If it persists, "
                 "check Norce's status and the connection's host, base_url and proxy settings"
             )
-        failed = type(err)(
-            f"Norce connection {config.conn_id!r}: no access token from {config.token_url}: {err}; {hint}.",
-            status_code=err.status_code,
-            method=err.method,
-            url=err.url,
-            body_excerpt=err.body_excerpt,
-            retry_after=err.retry_after,
-            retryable=err.retryable,
+        text = Exception.__str__(err)  # "gave up after" travels as gave_up_after and ends the message
+        return reworded(
+            err,
+            f"Norce connection {config.conn_id!r}: no access token from {config.token_url}: {text}; {hint}.",
         )
-        return failed
 
     def _auth_error(self, response: requests.Response, scope: str) -> NorceAuthError:
         """The error for a refused token request; nothing the server echoed of the form (the secret) shows."""
