@@ -282,7 +282,7 @@ class NorceConnectionConfig:
                     f"{raw_app!r} is larger than any Norce application id ({_INT32_MAX}); check the number",
                 )
 
-        from airflow_provider_norce.token_store import registered_token_stores
+        from airflow_provider_norce.tokens.store import registered_token_stores
 
         token_cache = _choice(extra, "token_cache", "machine", TOKEN_CACHES + registered_token_stores(), fail)
         proxies = extra.get("proxies")

@@ -1,6 +1,6 @@
 """Shared pieces of the benchmarks: a simulator in its own process, child environments, JSON output.
 
-The simulator runs as ``python -m airflow_provider_norce.testing serve`` in a separate process so that
+The simulator runs as ``python -m airflow_provider_norce.simulator serve`` in a separate process so that
 the code being measured never shares a GIL with the server answering it.
 """
 
@@ -42,7 +42,7 @@ def token_by_hand(conn: dict[str, Any]) -> requests.Response:
 @contextlib.contextmanager
 def simulator(**options: Any) -> Iterator[str]:
     """Start the simulator CLI with ``--option value`` pairs (``True`` = a bare flag); yield its base URL."""
-    args = [sys.executable, "-m", "airflow_provider_norce.testing", "serve",
+    args = [sys.executable, "-m", "airflow_provider_norce.simulator", "serve",
             "--client-id", CLIENT_ID, "--client-secret", CLIENT_SECRET]  # fmt: skip
     for name, value in options.items():
         flag = "--" + name.replace("_", "-")

@@ -16,7 +16,7 @@ import time
 
 import requests
 
-from airflow_provider_norce.testing import NorceSimulator
+from airflow_provider_norce.simulator import NorceSimulator
 
 
 def _token(sim: NorceSimulator) -> str:

@@ -85,7 +85,7 @@ with DAG(
         import json
         import math
 
-        from airflow_provider_norce.export_files import write_rows_atomically
+        from airflow_provider_norce.query.files import write_rows_atomically
 
         params = params or {}
         price_list, factor = params["price_list"], float(params["price_factor"])

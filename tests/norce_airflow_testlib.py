@@ -31,7 +31,7 @@ def use_mock_connection(monkeypatch: Any, secret: str) -> None:
     cache emptied for this test), with ``secret`` as client secret so a test can search errors for it."""
     import json
 
-    from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE
+    from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE
 
     conn = {
         "conn_type": "norce",

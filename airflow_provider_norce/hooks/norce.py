@@ -1,8 +1,8 @@
 """``NorceHook``: authenticated, rate-limit-aware calls to Norce Commerce from Airflow.
 
 Data flows one way: Connection -> :class:`~airflow_provider_norce.connection.NorceConnectionConfig`
--> token (:mod:`~airflow_provider_norce.token_cache`) -> request -> retry
-(:mod:`~airflow_provider_norce.retry`) -> response. The hook owns all I/O; operators compose its calls.
+-> token (:mod:`~airflow_provider_norce.tokens.cache`) -> request -> retry
+(:mod:`~airflow_provider_norce.retries.policy`) -> response. The hook owns all I/O; operators compose its calls.
 
 Nothing happens in ``__init__``: the DAG processor builds hooks while parsing, so the connection is
 read on first use and no request is sent before a method asks for one.
@@ -24,7 +24,7 @@ from requests.auth import AuthBase
 
 from airflow_provider_norce.connection import NorceConnectionConfig, canonical_origin
 from airflow_provider_norce.exceptions import NorceAPIError, NorceAuthError, NorceError, excerpt
-from airflow_provider_norce.retry import (
+from airflow_provider_norce.retries.policy import (
     IDEMPOTENT_METHODS,
     RETRIES_SPENT,
     RetryPolicy,
@@ -35,7 +35,7 @@ from airflow_provider_norce.retry import (
     refused_fresh_token,
     reworded,
 )
-from airflow_provider_norce.token_cache import (
+from airflow_provider_norce.tokens.cache import (
     MASKED_TOKENS,
     PROCESS_TOKEN_CACHE,
     WORKING_SCOPES,
@@ -148,7 +148,7 @@ class NorceHook(BaseHook):
         """Where tokens are shared beyond this process, per the connection's ``token_cache`` extra."""
         if self._shared_store is not None:
             return self._shared_store
-        from airflow_provider_norce.token_store import store_for
+        from airflow_provider_norce.tokens.store import store_for
 
         return store_for(self.config.token_cache)
 

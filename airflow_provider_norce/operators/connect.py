@@ -2,10 +2,10 @@
 
 Three promises shape the import:
 
-* **Memory stays bounded.** Items are read by :mod:`airflow_provider_norce.connect_items`, which streams
+* **Memory stays bounded.** Items are read by :mod:`airflow_provider_norce.connect.items`, which streams
   files: one batch is in memory at a time.
 * **Nothing is posted twice.** Every batch's job id is recorded in the durable ledger of
-  :mod:`airflow_provider_norce.import_ledger` before the next batch is posted, so a retried try re-uses
+  :mod:`airflow_provider_norce.connect.ledger` before the next batch is posted, so a retried try re-uses
   the recorded job ids; a POST whose answer was lost (timeout, 5xx) is recorded as *uncertain* and never
   re-posted by a retry: Norce may have it.
 * **A full-file import is one job.** ``FullFile: true`` deactivates everything the import does not name,
@@ -27,19 +27,19 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 # Both are standard library only: cheap at DAG parse time.
 from airflow_provider_norce.arguments import as_bool, conn_id, finite_seconds, positive_int
-from airflow_provider_norce.connect_items import FileItems, ListItems, _batched
+from airflow_provider_norce.connect.items import FileItems, ListItems, _batched
+from airflow_provider_norce.connect.ledger import ledger_for
 from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError
-from airflow_provider_norce.import_ledger import ledger_for
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
 
     from airflow.providers.common.compat.sdk import Context
 
-    from airflow_provider_norce.connect_items import ItemSource
+    from airflow_provider_norce.connect.items import ItemSource
+    from airflow_provider_norce.connect.jobs import ImportAnswer
+    from airflow_provider_norce.connect.ledger import Ledger
     from airflow_provider_norce.hooks.norce import NorceHook
-    from airflow_provider_norce.import_ledger import Ledger
-    from airflow_provider_norce.jobs import ImportAnswer
 
 HEADER_NAME = "X-StormConnect-Header"
 
@@ -48,12 +48,12 @@ class NorceConnectImportOperator(BaseOperator):
     """Import items into Norce Connect, batch by batch, and (by default) wait for the jobs.
 
     :param import_method: a Connect import method such as ``Product/ImportOnhands`` (see
-        :data:`~airflow_provider_norce.jobs.IMPORT_METHODS`).
+        :data:`~airflow_provider_norce.connect.jobs.IMPORT_METHODS`).
     :param items: the items, a list of JSON objects (or an XComArg resolving to one).
     :param items_path: instead of ``items``: a local path or an ``ObjectStoragePath`` URI of a JSON-array or
         JSON-lines file; streamed, never loaded whole.
     :param connect_header: the ``X-StormConnect-Header`` object (or its JSON text), checked against Norce's
-        header for the method (:mod:`~airflow_provider_norce.connect_header`): ``AccountId`` is required,
+        header for the method (:mod:`~airflow_provider_norce.connect.header`): ``AccountId`` is required,
         unknown keys are refused, ``FullFile`` defaults to ``false`` where the header has it, enum lists may
         be codes or names. A ``...FieldsThatAreSet`` mask left out is derived from the keys the items carry
         (Norce writes only the fields a mask lists); a given one is kept, with a warning per item field it
@@ -63,7 +63,7 @@ class NorceConnectImportOperator(BaseOperator):
     :param allow_validation_failures: accept items Norce refused in validation (the import answer's
         ``ValidationSummary``) and jobs that ended Validation failed; they are logged, not fatal.
     :param skip_invalid_items: items are checked against Norce's item schema before anything is posted
-        (:mod:`~airflow_provider_norce.connect_item_validation`); by default one invalid item fails the task
+        (:mod:`~airflow_provider_norce.connect.item_validation`); by default one invalid item fails the task
         and nothing is posted. ``True`` leaves invalid items out (listed in a warning) and imports the rest;
         invalid items never reach Norce either way. Refused with ``FullFile: true``, where a left-out item
         would be deactivated.
@@ -123,7 +123,7 @@ class NorceConnectImportOperator(BaseOperator):
                 "(a JSON-array or JSON-lines file)"
             )
         if isinstance(import_method, str) and "{{" not in import_method:
-            from airflow_provider_norce.jobs import known_import_method
+            from airflow_provider_norce.connect.jobs import known_import_method
 
             import_method = known_import_method(import_method)
         if isinstance(batch_size, int) and not isinstance(batch_size, bool) and batch_size < 1:
@@ -145,8 +145,8 @@ class NorceConnectImportOperator(BaseOperator):
     # -- execution ---------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> list[str]:
+        from airflow_provider_norce.connect.jobs import known_import_method, wait_for_jobs
         from airflow_provider_norce.hooks.norce import NorceHook
-        from airflow_provider_norce.jobs import known_import_method, wait_for_jobs
 
         method = known_import_method(self.import_method)
         # Every argument is checked before anything is read or posted: a bad one found after the POST
@@ -221,7 +221,7 @@ class NorceConnectImportOperator(BaseOperator):
     def _finish(
         self, context: Context, jobs: dict[str, dict[str, Any]], job_ids: list[str], ledger: Ledger
     ) -> list[str]:
-        from airflow_provider_norce.jobs import judge_jobs
+        from airflow_provider_norce.connect.jobs import judge_jobs
 
         for job in jobs.values():
             self.log.info(
@@ -257,9 +257,9 @@ class NorceConnectImportOperator(BaseOperator):
         # Imported here, not at module level: operator modules are imported on every DAG parse.
         import heapq
 
-        from airflow_provider_norce.connect_contracts import contracts
-        from airflow_provider_norce.connect_header import finish_header, parse_connect_header
-        from airflow_provider_norce.connect_item_validation import (
+        from airflow_provider_norce.connect.contracts import contracts
+        from airflow_provider_norce.connect.header import finish_header, parse_connect_header
+        from airflow_provider_norce.connect.item_validation import (
             MAX_SHOWN,
             ItemChecker,
             RuleContext,
@@ -323,7 +323,7 @@ class NorceConnectImportOperator(BaseOperator):
         total: int,
         ledger: Ledger,
     ) -> list[ImportAnswer]:
-        from airflow_provider_norce.jobs import fetch_job_state
+        from airflow_provider_norce.connect.jobs import fetch_job_state
 
         url = hook.service_url("connect") + method
         batches = -(-total // batch_size)
@@ -394,7 +394,7 @@ class NorceConnectImportOperator(BaseOperator):
         digest: str,
         ledger: Ledger,
     ) -> ImportAnswer:
-        from airflow_provider_norce.jobs import ImportAnswer
+        from airflow_provider_norce.connect.jobs import ImportAnswer
 
         try:
             response = hook.run(
@@ -452,7 +452,7 @@ class NorceConnectImportOperator(BaseOperator):
 
 
 def _answer_from_record(recorded: dict[str, Any]) -> ImportAnswer:
-    from airflow_provider_norce.jobs import ImportAnswer
+    from airflow_provider_norce.connect.jobs import ImportAnswer
 
     return ImportAnswer(
         job_id=str(recorded["job_id"]),

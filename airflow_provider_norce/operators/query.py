@@ -1,8 +1,8 @@
 """``NorceQueryExportOperator``: export a Norce Query (OData) entity set to a JSON-lines or CSV file.
 
 The operator stays thin: the hook pages through Query (``@odata.nextLink``, retries, tokens), the writers in
-:mod:`airflow_provider_norce.export_files` make the file appear atomically, and
-:mod:`airflow_provider_norce.export_window` decides the default incremental window. Only a small summary
+:mod:`airflow_provider_norce.query.files` make the file appear atomically, and
+:mod:`airflow_provider_norce.query.window` decides the default incremental window. Only a small summary
 (``{"path", "rows", "pages"}``) goes to XCom; the rows go to the file.
 """
 
@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any
 from airflow.providers.common.compat.sdk import BaseOperator
 
 from airflow_provider_norce.arguments import as_bool, conn_id, non_negative_float
-from airflow_provider_norce.export_files import (
+from airflow_provider_norce.query.files import (
     FILE_FORMATS,
     DestinationError,
     atomic_output,
@@ -41,7 +41,7 @@ class NorceQueryExportOperator(BaseOperator):
     :param file_format: ``jsonl`` (one JSON object per line) or ``csv`` (header from ``select``, else the
         first row's keys; nested values as JSON text).
     :param filter: an OData ``$filter``. Default: the run's window on ``window_field``,
-        ``Updated ge <start> and Updated lt <end>`` (see :mod:`airflow_provider_norce.export_window` for
+        ``Updated ge <start> and Updated lt <end>`` (see :mod:`airflow_provider_norce.query.window` for
         the rule that also covers ``@daily``'s empty data intervals).
     :param select: ``$select``: a comma-separated string or a list of field names.
     :param expand: ``$expand`` (for example ``OnHand,PriceLists``).
@@ -172,7 +172,7 @@ class NorceQueryExportOperator(BaseOperator):
         """The OData query options of this run.
 
         ``$filter`` is the user's ``filter``, else the default window (see
-        :meth:`~airflow_provider_norce.export_window.ExportWindow.odata_filter`), and for ``Orders/Orders``
+        :meth:`~airflow_provider_norce.query.window.ExportWindow.odata_filter`), and for ``Orders/Orders``
         ``ApplicationId eq <application_id>`` ``and``-ed in front (see ``filter_application``).
         """
         params: dict[str, str] = {}
@@ -180,7 +180,7 @@ class NorceQueryExportOperator(BaseOperator):
         if self.filter not in (None, ""):
             condition = str(self.filter)
         elif self.window_field:
-            from airflow_provider_norce.export_window import window_for_run
+            from airflow_provider_norce.query.window import window_for_run
 
             window = window_for_run(context, self.task_id)
             fallback = str(self.window_fallback_field) if self.window_fallback_field else None

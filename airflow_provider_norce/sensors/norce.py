@@ -1,7 +1,7 @@
 """``NorceJobSensor``: wait for Norce Connect jobs someone else posted (another task, a webhook, a run).
 
 Poke, reschedule and deferrable modes all read the same answers through the same job model
-(:mod:`airflow_provider_norce.jobs`), so they agree on "done" and on "failed". A failed job fails the
+(:mod:`airflow_provider_norce.connect.jobs`), so they agree on "done" and on "failed". A failed job fails the
 sensor with the Error lines of its log; the XCom value is a small summary per job.
 """
 
@@ -79,7 +79,7 @@ class NorceJobSensor(BaseSensorOperator):
     def _check(self, jobs: dict[str, dict[str, Any]]) -> dict[str, Any]:
         """Log rows Norce skipped, fail as the arguments say, or return the XCom summary."""
         from airflow_provider_norce.arguments import as_bool
-        from airflow_provider_norce.jobs import judge_jobs
+        from airflow_provider_norce.connect.jobs import judge_jobs
 
         return judge_jobs(
             jobs,
@@ -113,8 +113,8 @@ class NorceJobSensor(BaseSensorOperator):
         )
 
     def poke(self, context: Context) -> PokeReturnValue:
+        from airflow_provider_norce.connect.jobs import poll_jobs
         from airflow_provider_norce.hooks.norce import NorceHook
-        from airflow_provider_norce.jobs import poll_jobs
 
         jobs, running = poll_jobs(NorceHook(self.norce_conn_id), self._ids())
         if running:

@@ -3,7 +3,7 @@
 The trigger rebuilds its authentication from the connection id alone (the http provider lost auth on
 deferral, apache/airflow#46863): an async connection look-up (never the sync one, which deadlocks on
 the triggerer's event loop), the same :class:`~airflow_provider_norce.connection.NorceConnectionConfig`
-validation as the hook, and :class:`~airflow_provider_norce.async_client.NorceAsyncClient` for HTTP.
+validation as the hook, and :class:`~airflow_provider_norce.hooks.async_client.NorceAsyncClient` for HTTP.
 
 It only reads ``Job/Get`` and ``Job/GetLog``, so running it twice (a triggerer restart, a second
 triggerer picking it up) changes nothing in Norce. Its deadline is absolute (``end_time``, epoch
@@ -18,13 +18,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_norce.jobs import JobStatus
+from airflow_provider_norce.connect.jobs import JobStatus
 
 if TYPE_CHECKING:
     from collections.abc import AsyncIterator
 
-    from airflow_provider_norce.async_client import NorceAsyncClient
     from airflow_provider_norce.connection import NorceConnectionConfig
+    from airflow_provider_norce.hooks.async_client import NorceAsyncClient
 
 
 class NorceJobTrigger(BaseTrigger):
@@ -117,7 +117,7 @@ class NorceJobTrigger(BaseTrigger):
         return NorceConnectionConfig.from_connection(view, self.norce_conn_id)
 
     def _client(self, config: NorceConnectionConfig) -> NorceAsyncClient:
-        from airflow_provider_norce.async_client import NorceAsyncClient
+        from airflow_provider_norce.hooks.async_client import NorceAsyncClient
 
         return NorceAsyncClient(config)
 

@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE
+from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE
 
 CONN_ID = "norce_default"
 

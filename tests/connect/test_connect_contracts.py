@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from airflow_provider_norce.connect_contracts import (
+from airflow_provider_norce.connect.contracts import (
     EXAMPLE_ONLY_HEADER_FIELDS,
     MASK_ALIASES,
     MASK_BINDINGS,
@@ -23,7 +23,7 @@ from airflow_provider_norce.connect_contracts import (
     is_pseudo_value,
     mask_value_for_key,
 )
-from airflow_provider_norce.jobs import IMPORT_METHODS
+from airflow_provider_norce.connect.jobs import IMPORT_METHODS
 
 ROOT = Path(__file__).resolve().parents[2]
 CONNECT = json.loads((ROOT / "tests" / "norce_contracts" / "connect.json").read_text(encoding="utf-8"))
@@ -42,7 +42,7 @@ def _generator():
 def test_generated_module_matches_the_contracts_copy():
     generator = _generator()
     assert generator.TARGET.read_text(encoding="utf-8") == generator.generate(), (
-        "airflow_provider_norce/connect_contract_data.py is stale: run "
+        "airflow_provider_norce/connect/contract_data.py is stale: run "
         "python tests/connect/generate_connect_contracts.py"
     )
 

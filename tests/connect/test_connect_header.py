@@ -11,10 +11,10 @@ import json
 import pytest
 from norce_connect_support import mock_norce, onhand, sent_headers, sent_items
 
-from airflow_provider_norce.connect_contracts import contracts
-from airflow_provider_norce.connect_header import finish_header, parse_connect_header
-from airflow_provider_norce.connect_item_validation import ItemChecker
-from airflow_provider_norce.connect_items import ListItems
+from airflow_provider_norce.connect.contracts import contracts
+from airflow_provider_norce.connect.header import finish_header, parse_connect_header
+from airflow_provider_norce.connect.item_validation import ItemChecker
+from airflow_provider_norce.connect.items import ListItems
 from airflow_provider_norce.operators.connect import NorceConnectImportOperator
 
 

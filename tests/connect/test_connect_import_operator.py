@@ -8,8 +8,8 @@ import math
 import pytest
 from norce_connect_support import DictStateStore, imports, main_stock, onhand, sku_rows, use_simulator
 
+from airflow_provider_norce.connect.jobs import IMPORT_METHODS
 from airflow_provider_norce.exceptions import NorceJobError
-from airflow_provider_norce.jobs import IMPORT_METHODS
 from airflow_provider_norce.operators.connect import NorceConnectImportOperator
 
 pytestmark = pytest.mark.norce_simulator(job_duration=0.2)

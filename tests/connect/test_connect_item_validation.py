@@ -11,9 +11,9 @@ import json
 import pytest
 from norce_connect_support import mock_norce, onhand, sent_headers, sent_items
 
-from airflow_provider_norce.connect_contracts import contracts
-from airflow_provider_norce.connect_item_validation import MAX_SHOWN, ItemChecker
-from airflow_provider_norce.connect_items import ListItems
+from airflow_provider_norce.connect.contracts import contracts
+from airflow_provider_norce.connect.item_validation import MAX_SHOWN, ItemChecker
+from airflow_provider_norce.connect.items import ListItems
 from airflow_provider_norce.operators.connect import NorceConnectImportOperator
 
 KEY = "3f2504e0-4f89-11d3-9a0c-0305e82c3301"
@@ -339,7 +339,7 @@ def test_scanning_a_large_file_keeps_memory_bounded(tmp_path):
     """The counting pass keeps field-name counts, never the items: memory does not grow with the file."""
     import tracemalloc
 
-    from airflow_provider_norce.connect_items import FileItems
+    from airflow_provider_norce.connect.items import FileItems
 
     path = tmp_path / "big.jsonl"
     with path.open("w") as handle:

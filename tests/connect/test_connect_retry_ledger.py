@@ -15,8 +15,8 @@ from norce_connect_support import (
     use_simulator,
 )
 
+from airflow_provider_norce.connect.ledger import TaskStateLedger, VariableLedger, ledger_for, variable_key
 from airflow_provider_norce.exceptions import NorceJobError
-from airflow_provider_norce.import_ledger import TaskStateLedger, VariableLedger, ledger_for, variable_key
 from airflow_provider_norce.operators.connect import NorceConnectImportOperator
 
 pytestmark = pytest.mark.norce_simulator(job_duration=0.2)

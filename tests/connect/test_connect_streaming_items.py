@@ -8,7 +8,7 @@ import tracemalloc
 
 import pytest
 
-from airflow_provider_norce.connect_items import FileItems, iter_json_items
+from airflow_provider_norce.connect.items import FileItems, iter_json_items
 
 ITEMS = [
     {"PartNo": "100001", "Name": 'Å \u00e9 \u4e2d \U0001f600 \\"quoted\\"', "OnhandValue": 12.5},

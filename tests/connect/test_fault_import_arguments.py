@@ -12,7 +12,7 @@ import pytest
 from norce_airflow_testlib import use_mock_connection
 
 from airflow_provider_norce.operators.connect import NorceConnectImportOperator
-from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE
+from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE
 
 BASE = "https://acme.api-se.norce.tech"
 TOKEN_URL = f"{BASE}/identity/1.0/connect/token"

@@ -6,8 +6,7 @@ import logging
 
 import pytest
 
-from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError
-from airflow_provider_norce.jobs import (
+from airflow_provider_norce.connect.jobs import (
     RUNNING_STATUSES,
     TERMINAL_STATUSES,
     ImportAnswer,
@@ -20,6 +19,7 @@ from airflow_provider_norce.jobs import (
     known_import_method,
     status_label,
 )
+from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError
 
 
 def test_status_names_and_sets():

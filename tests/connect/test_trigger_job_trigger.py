@@ -118,7 +118,7 @@ def test_429_and_5xx_on_job_reads_are_retried_like_the_sync_hook(sim):
 
 
 def test_async_client_never_sends_the_token_elsewhere(sim):
-    from airflow_provider_norce.async_client import NorceAsyncClient
+    from airflow_provider_norce.hooks.async_client import NorceAsyncClient
     from airflow_provider_norce.hooks.norce import NorceHook
 
     config = NorceHook("norce_default").config

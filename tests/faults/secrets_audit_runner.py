@@ -93,7 +93,7 @@ class Recorder:
 
     def sweep(self) -> None:
         """Exceptions and tokens still alive after a run (the task's own failure, caught ones not yet freed)."""
-        from airflow_provider_norce.token_cache import Token
+        from airflow_provider_norce.tokens.cache import Token
 
         for value in gc.get_objects():
             kind = type(value)  # not isinstance: lazy proxies import things when asked for __class__

@@ -73,7 +73,7 @@ def task_errors(out: str) -> list[str]:
 
 @pytest.fixture(scope="module")
 def simulator():
-    from airflow_provider_norce.testing.simulator import NorceSimulator
+    from airflow_provider_norce.simulator.server import NorceSimulator
 
     sim = NorceSimulator(job_duration=0.2).start()
     with pytest.MonkeyPatch.context() as patch:

@@ -43,7 +43,7 @@ def one_execution_api():
 @pytest.fixture(autouse=True)
 def fresh_token_caches(tmp_path, monkeypatch):
     """Each test: its own machine token store and an empty process cache."""
-    from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE, WORKING_SCOPES
+    from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE, WORKING_SCOPES
 
     store = tmp_path / "tokens"
     store.mkdir(mode=0o700)
@@ -146,7 +146,7 @@ def requests_to(sim: Any, method: str, path: str) -> int:
 
 def retry(worker: Worker, capsys: Any) -> tuple[Any, str]:
     """The scheduler's retry of the dead worker's task, in this process; returns the run and its log."""
-    from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE
+    from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE
 
     PROCESS_TOKEN_CACHE.clear()  # a new task process
     capsys.readouterr()

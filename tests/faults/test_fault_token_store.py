@@ -44,7 +44,7 @@ def one_execution_api():
 
 @pytest.fixture(autouse=True)
 def empty_process_caches():
-    from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE, WORKING_SCOPES
+    from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE, WORKING_SCOPES
 
     PROCESS_TOKEN_CACHE.clear()
     WORKING_SCOPES.clear()
@@ -93,7 +93,7 @@ def use_store(monkeypatch: Any, directory: Path) -> Path:
 
 def run(sim: Any, fault_dag: Any, capsys: Any, tmp_path: Path) -> tuple[Any, str]:
     """One run of the two-task DAG from a cold process cache (a new worker process); returns it and its log."""
-    from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE
+    from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE
 
     PROCESS_TOKEN_CACHE.clear()
     dag = fault_dag(DAGS, DAG_ID)
@@ -120,7 +120,7 @@ def store_warnings(caplog: Any) -> list[str]:
     lines = [
         r.getMessage()
         for r in caplog.records
-        if r.name == "airflow_provider_norce.file_token_store" and r.levelno >= logging.WARNING
+        if r.name == "airflow_provider_norce.tokens.machine_store" and r.levelno >= logging.WARNING
     ]
     caplog.clear()
     return lines

@@ -32,7 +32,7 @@ _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 def fresh_token_caches(tmp_path, monkeypatch):
     """Each test: its own machine token store and an empty process cache (a new simulator may reuse a port,
     and a token cached for an earlier one would change the token counts)."""
-    from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE, WORKING_SCOPES
+    from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE, WORKING_SCOPES
 
     store = tmp_path / "tokens"
     store.mkdir(mode=0o700)
@@ -320,7 +320,7 @@ def test_token_answer_without_a_token_fails_clearly_and_sends_nothing(
 
 def cached_lifetimes(sim: Any) -> list[float]:
     """Lifetimes of this simulator's tokens in the process cache and the machine store of the test."""
-    from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE
+    from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE
 
     issued = set(sim.issued_tokens())
     found = [t for t in PROCESS_TOKEN_CACHE._tokens.values() if t.access_token in issued]

@@ -22,7 +22,7 @@ import pluggy
 import pytest
 from norce_faults_testlib import read_jsonl, set_connection, task_states, write_jsonl
 
-from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE
+from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE
 
 pytestmark = pytest.mark.norce_simulator(products=20, page_size=10, orders=20, job_duration=0.2)
 

@@ -154,7 +154,7 @@ def connect(monkeypatch, tls_server):
 
 def _hook():
     from airflow_provider_norce.hooks.norce import NorceHook
-    from airflow_provider_norce.token_cache import TokenCache
+    from airflow_provider_norce.tokens.cache import TokenCache
 
     return NorceHook("norce_tls", token_cache=TokenCache(), max_attempts=1)
 
@@ -176,7 +176,7 @@ def test_sync_hook_still_checks_certificates_by_default(connect):
 
 @pytest.mark.parametrize("verify", ["ca", False], ids=["private-ca-bundle", "verify-false"])
 def test_async_client_uses_the_connections_verify_over_the_environment(connect, verify):
-    from airflow_provider_norce.async_client import NorceAsyncClient
+    from airflow_provider_norce.hooks.async_client import NorceAsyncClient
 
     connect(verify)
     hook = _hook()
@@ -190,7 +190,7 @@ def test_async_client_uses_the_connections_verify_over_the_environment(connect, 
 
 def test_async_client_trusts_the_same_environment_bundle_as_the_task(monkeypatch, connect, tls_server):
     """verify left at true: REQUESTS_CA_BUNDLE (read by requests in the task) also holds in the triggerer."""
-    from airflow_provider_norce.async_client import NorceAsyncClient
+    from airflow_provider_norce.hooks.async_client import NorceAsyncClient
 
     _, ca = tls_server
     connect(None)

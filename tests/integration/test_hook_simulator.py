@@ -12,8 +12,8 @@ import pytest
 
 from airflow_provider_norce.exceptions import NorceAuthError, NorceRateLimitError
 from airflow_provider_norce.hooks.norce import NorceHook
-from airflow_provider_norce.testing.clock import FakeClock
-from airflow_provider_norce.token_cache import TokenCache, TokenRequestLimiter
+from airflow_provider_norce.simulator.clock import FakeClock
+from airflow_provider_norce.tokens.cache import TokenCache, TokenRequestLimiter
 
 ORDERS = "commerce/query/2.0/Orders/Orders"
 CLOCK = FakeClock(start=1_800_000_000.0)

@@ -8,10 +8,10 @@ import json
 
 import pytest
 
-from airflow_provider_norce.async_client import NorceAsyncClient
 from airflow_provider_norce.exceptions import NorceAuthError
+from airflow_provider_norce.hooks.async_client import NorceAsyncClient
 from airflow_provider_norce.hooks.norce import NorceHook
-from airflow_provider_norce.token_cache import WORKING_SCOPES, TokenCache
+from airflow_provider_norce.tokens.cache import WORKING_SCOPES, TokenCache
 
 APPLICATION = "commerce/metadata/1.1/GetApplication"
 
@@ -83,7 +83,7 @@ def test_neither_spelling_accepted_fails_after_two_requests(norce_simulator):
 
 @pytest.mark.norce_simulator(allowed_scopes={"production"})
 def test_the_working_spelling_is_shared_through_the_machine_store(norce_simulator, tmp_path):
-    from airflow_provider_norce.file_token_store import FileTokenStore
+    from airflow_provider_norce.tokens.machine_store import FileTokenStore
 
     store_dir = tmp_path / "tokens"
     store_dir.mkdir(mode=0o700)

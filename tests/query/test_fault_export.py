@@ -17,7 +17,7 @@ from norce_airflow_testlib import use_mock_connection
 from airflow_provider_norce.exceptions import NorceAPIError
 from airflow_provider_norce.hooks.norce import NorceHook
 from airflow_provider_norce.operators.query import NorceQueryExportOperator
-from airflow_provider_norce.token_cache import PROCESS_TOKEN_CACHE
+from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE
 
 BASE = "https://acme.api-se.norce.tech"
 TOKEN_URL = f"{BASE}/identity/1.0/connect/token"

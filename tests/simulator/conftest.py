@@ -8,7 +8,7 @@ from typing import Any
 import pytest
 import requests
 
-from airflow_provider_norce.testing import FakeClock, NorceSimulator
+from airflow_provider_norce.simulator import FakeClock, NorceSimulator
 
 
 class SimClient:

@@ -12,7 +12,7 @@ import requests
 
 def test_cli_prints_the_url_then_serves_until_sigterm():
     command = [
-        sys.executable, "-m", "airflow_provider_norce.testing", "serve", "--port", "0",
+        sys.executable, "-m", "airflow_provider_norce.simulator", "serve", "--port", "0",
         "--client-id", "cli-client", "--client-secret", "cli-secret", "--expires-in", "60",
         "--application-id", "55", "--orders", "20", "--no-retry-after", "--token-burst", "1",
     ]  # fmt: skip
@@ -48,7 +48,7 @@ def test_cli_prints_the_url_then_serves_until_sigterm():
 
 def test_cli_rejects_bad_arguments():
     result = subprocess.run(
-        [sys.executable, "-m", "airflow_provider_norce.testing", "serve", "--query-rate-limit", "fast"],
+        [sys.executable, "-m", "airflow_provider_norce.simulator", "serve", "--query-rate-limit", "fast"],
         capture_output=True,
         text=True,
         timeout=30,
@@ -60,8 +60,8 @@ def test_cli_rejects_bad_arguments():
 def test_simulator_and_plugin_import_without_airflow_or_requests():
     code = (
         "import sys\n"
-        "import airflow_provider_norce.testing.pytest_plugin\n"
-        "from airflow_provider_norce.testing import NorceSimulator\n"
+        "import airflow_provider_norce.simulator.pytest_plugin\n"
+        "from airflow_provider_norce.simulator import NorceSimulator\n"
         "sim = NorceSimulator(orders=1_000_000).start(); sim.stop()\n"
         "bad = sorted(m for m in sys.modules if m.split('.')[0] in ('airflow', 'requests'))\n"
         "print(bad)\n"
@@ -72,8 +72,8 @@ def test_simulator_and_plugin_import_without_airflow_or_requests():
 
 
 def test_cli_contract_options_reach_the_simulator():
-    from airflow_provider_norce.testing.__main__ import build_parser
-    from airflow_provider_norce.testing.simulator import NorceSimulator
+    from airflow_provider_norce.simulator.__main__ import build_parser
+    from airflow_provider_norce.simulator.server import NorceSimulator
 
     argv = [
         "serve",

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 
-from airflow_provider_norce.testing import connect_rules as rules
+from airflow_provider_norce.simulator import connect_rules as rules
 
 CONTRACT = json.loads((Path(__file__).parents[1] / "norce_contracts" / "connect.json").read_text("utf-8"))
 #: schemas the simulator derives itself (not a contract class): Sku.StandardPrice is a SkuPriceList whose keys
@@ -83,7 +83,7 @@ def test_item_schema_fields_requiredness_and_types_match(name):
 
 
 def test_every_import_endpoint_is_simulated_with_its_header_and_item_class():
-    from airflow_provider_norce.testing.connect import METHODS
+    from airflow_provider_norce.simulator.connect import METHODS
 
     for endpoint in CONTRACT["endpoints"]:
         method = METHODS[endpoint["path"].strip("/").lower()]

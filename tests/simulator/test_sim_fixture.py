@@ -10,7 +10,7 @@ import pytest
 import requests
 
 from airflow_provider_norce.connection import NorceConnectionConfig
-from airflow_provider_norce.testing import FakeClock
+from airflow_provider_norce.simulator import FakeClock
 
 pytest_plugins = ["pytester"]
 

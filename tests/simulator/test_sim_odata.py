@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from airflow_provider_norce.testing.odata import (
+from airflow_provider_norce.simulator.odata import (
     ODataError,
     compile_filter,
     conjuncts,

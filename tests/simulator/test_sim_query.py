@@ -9,7 +9,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import pytest
 
-from airflow_provider_norce.testing import NorceSimulator
+from airflow_provider_norce.simulator import NorceSimulator
 
 ORDERS = "Orders/Orders"
 CONTRACTS = Path(__file__).resolve().parents[1] / "norce_contracts"

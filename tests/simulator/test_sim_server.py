@@ -8,7 +8,7 @@ import threading
 import pytest
 import requests
 
-from airflow_provider_norce.testing import NorceSimulator
+from airflow_provider_norce.simulator import NorceSimulator
 
 PATH = "/commerce/metadata/1.1/GetApplication"
 

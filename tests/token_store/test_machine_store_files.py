@@ -11,14 +11,14 @@ import time
 import pytest
 
 from airflow_provider_norce.exceptions import NorceAuthError, NorceError
-from airflow_provider_norce.file_token_store import (
+from airflow_provider_norce.tokens.cache import Token, TokenCache, token_key
+from airflow_provider_norce.tokens.machine_store import (
     FileTokenStore,
     default_directories,
     private_directory,
     request_limit_from_env,
 )
-from airflow_provider_norce.token_cache import Token, TokenCache, token_key
-from airflow_provider_norce.token_store import register_token_store, store_for
+from airflow_provider_norce.tokens.store import register_token_store, store_for
 
 KEY = token_key("https://acme.api-se.norce.tech/identity/1.0/connect/token", "client-1", "production", "s")
 OTHER_UID = 54321

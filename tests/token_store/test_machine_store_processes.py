@@ -9,7 +9,7 @@ import os
 import pytest
 from token_store_procs import Task, environment, run_together
 
-from airflow_provider_norce.token_cache import token_key
+from airflow_provider_norce.tokens.cache import token_key
 
 
 @pytest.fixture

@@ -23,8 +23,8 @@ import time
 def light(base_url: str, client_id: str, secret: str, *, hang: bool = False) -> dict[str, object]:
     import requests
 
-    from airflow_provider_norce.token_cache import TokenCache, token_from_response, token_key
-    from airflow_provider_norce.token_store import store_for
+    from airflow_provider_norce.tokens.cache import TokenCache, token_from_response, token_key
+    from airflow_provider_norce.tokens.store import store_for
 
     token_url = base_url + "/identity/1.0/connect/token"
     store = store_for("machine")

@@ -8,7 +8,7 @@ from collections.abc import Callable, Iterator
 import pytest
 from norce_wire import SECRET, FakeClock
 
-from airflow_provider_norce.token_cache import TokenCache
+from airflow_provider_norce.tokens.cache import TokenCache
 
 
 @pytest.fixture
@@ -60,7 +60,7 @@ def hook_factory(
 @pytest.fixture(autouse=True)
 def _forget_working_scopes() -> Iterator[None]:
     """Each test starts without a remembered production-scope spelling (it is process-wide state)."""
-    from airflow_provider_norce.token_cache import WORKING_SCOPES
+    from airflow_provider_norce.tokens.cache import WORKING_SCOPES
 
     WORKING_SCOPES.clear()
     yield

@@ -170,7 +170,7 @@ def test_malformed_connection_fails_before_any_request(requests_mock, monkeypatc
 
 
 def test_a_registered_token_store_kind_is_a_valid_token_cache():
-    from airflow_provider_norce.token_store import register_token_store
+    from airflow_provider_norce.tokens.store import register_token_store
 
     register_token_store("unit-cluster", lambda: None)
     assert cfg(token_cache="unit-cluster").token_cache == "unit-cluster"

@@ -14,7 +14,7 @@ import requests
 from norce_wire import BASE, SECRET, TOKEN_URL, FakeClock, token_body
 
 from airflow_provider_norce.exceptions import NorceAPIError, NorceAuthError
-from airflow_provider_norce.token_cache import TokenRequestLimiter
+from airflow_provider_norce.tokens.cache import TokenRequestLimiter
 
 ORDERS = f"{BASE}/commerce/query/2.0/Orders/Orders"
 ENDPOINT = "commerce/query/2.0/Orders/Orders"
@@ -99,7 +99,7 @@ def test_refused_credentials_are_asked_once_per_call(requests_mock, hook_factory
 def test_async_client_does_not_retry_a_token_failure(requests_mock, hook_factory, clock, monkeypatch):
     import httpx
 
-    from airflow_provider_norce.async_client import NorceAsyncClient
+    from airflow_provider_norce.hooks.async_client import NorceAsyncClient
 
     token = requests_mock.post(TOKEN_URL, status_code=503)
     api_calls: list[httpx.Request] = []
@@ -172,7 +172,7 @@ def test_token_429_without_retry_after_keeps_the_limiter_slot(requests_mock, hoo
 
 
 def test_machine_store_honours_a_shorter_token_retry_after(requests_mock, set_conn, tmp_path, clock):
-    from airflow_provider_norce.file_token_store import FileTokenStore
+    from airflow_provider_norce.tokens.machine_store import FileTokenStore
 
     store = FileTokenStore(tmp_path / "store", clock=clock)
     store.reserve_token_request(0.0)

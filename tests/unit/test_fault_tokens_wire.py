@@ -13,7 +13,7 @@ import pytest
 from norce_wire import BASE, SECRET, TOKEN_URL, token_body
 
 from airflow_provider_norce.exceptions import NorceAuthError, NorceError
-from airflow_provider_norce.token_cache import DEFAULT_LIFETIME, Token
+from airflow_provider_norce.tokens.cache import DEFAULT_LIFETIME, Token
 
 ORDERS = f"{BASE}/commerce/query/2.0/Orders/Orders"
 ORDERS_ENDPOINT = "commerce/query/2.0/Orders/Orders"
@@ -81,7 +81,7 @@ def test_unusable_access_token_is_a_clear_auth_error_and_nothing_is_sent(request
 
 
 def test_null_token_in_the_machine_store_is_never_sent(requests_mock, hook_factory, tmp_path, clock):
-    from airflow_provider_norce.file_token_store import FileTokenStore, private_directory
+    from airflow_provider_norce.tokens.machine_store import FileTokenStore, private_directory
 
     directory = private_directory(tmp_path / "store")
     assert directory is not None
@@ -337,8 +337,8 @@ def _ssl_context(client) -> ssl.SSLContext:
 
 @pytest.mark.parametrize("env", ["SSL_CERT_FILE", "REQUESTS_CA_BUNDLE", "CURL_CA_BUNDLE"])
 def test_async_client_honours_verify_false_despite_the_environment(monkeypatch, tmp_path, env):
-    from airflow_provider_norce.async_client import _build_client
     from airflow_provider_norce.connection import NorceConnectionConfig
+    from airflow_provider_norce.hooks.async_client import _build_client
 
     monkeypatch.setenv(env, str(tmp_path / "missing-bundle.pem"))
     config = _config({"verify": False})
@@ -350,7 +350,7 @@ def test_async_client_honours_verify_false_despite_the_environment(monkeypatch, 
 def test_async_client_loads_the_connections_ca_bundle(monkeypatch, tmp_path, recwarn):
     import certifi
 
-    from airflow_provider_norce.async_client import _build_client
+    from airflow_provider_norce.hooks.async_client import _build_client
 
     monkeypatch.setenv("SSL_CERT_FILE", str(tmp_path / "missing-bundle.pem"))
     client = _build_client(_config({"verify": certifi.where()}))
@@ -361,7 +361,7 @@ def test_async_client_loads_the_connections_ca_bundle(monkeypatch, tmp_path, rec
 
 
 def test_async_client_proxy_mounts_keep_the_connections_verify(monkeypatch):
-    from airflow_provider_norce.async_client import _build_client
+    from airflow_provider_norce.hooks.async_client import _build_client
 
     monkeypatch.setenv("SSL_CERT_FILE", "/nonexistent/bundle.pem")
     client = _build_client(_config({"verify": False, "proxies": {"https": "http://conn-proxy:8080"}}))
@@ -415,8 +415,8 @@ def comms(monkeypatch) -> _Comms:
 def test_a_token_from_the_machine_store_is_masked_once(
     requests_mock, hook_factory, set_conn, tmp_path, clock, comms, explicit_scope
 ):
-    from airflow_provider_norce.file_token_store import FileTokenStore, private_directory
-    from airflow_provider_norce.token_cache import TokenCache
+    from airflow_provider_norce.tokens.cache import TokenCache
+    from airflow_provider_norce.tokens.machine_store import FileTokenStore, private_directory
 
     if explicit_scope:
         set_conn(extra={"scope": "prod"})
@@ -484,7 +484,7 @@ def test_the_async_client_hides_an_echoed_token_alike(requests_mock, hook_factor
 
     import httpx
 
-    from airflow_provider_norce.async_client import NorceAsyncClient
+    from airflow_provider_norce.hooks.async_client import NorceAsyncClient
 
     async def no_sleep(seconds: float, *args: object, **kwargs: object) -> None:
         return None

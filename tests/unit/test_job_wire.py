@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from norce_wire import BASE, TOKEN_URL, token_body
 
-from airflow_provider_norce.jobs import poll_jobs
+from airflow_provider_norce.connect.jobs import poll_jobs
 
 JOB_GET = f"{BASE}/commerce/connect/4.0/Job/Get"
 JOB_LOG = f"{BASE}/commerce/connect/4.0/Job/GetLog"

@@ -8,8 +8,8 @@ import pytest
 from norce_wire import FakeClock
 
 from airflow_provider_norce.exceptions import NorceAPIError
-from airflow_provider_norce.retry import RetryPolicy, parse_retry_after, status_is_retryable
-from airflow_provider_norce.token_cache import TokenRequestLimiter, token_from_response, token_key
+from airflow_provider_norce.retries.policy import RetryPolicy, parse_retry_after, status_is_retryable
+from airflow_provider_norce.tokens.cache import TokenRequestLimiter, token_from_response, token_key
 
 
 @pytest.mark.parametrize(

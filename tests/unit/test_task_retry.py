@@ -19,7 +19,7 @@ from airflow_provider_norce.exceptions import (
     NorceJobError,
     NorceRateLimitError,
 )
-from airflow_provider_norce.task_retry import NorceTaskRetryPolicy
+from airflow_provider_norce.retries.task_policy import NorceTaskRetryPolicy
 
 POLICY = NorceTaskRetryPolicy(rate_limit_delay=timedelta(seconds=90))
 

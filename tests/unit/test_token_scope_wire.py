@@ -10,7 +10,7 @@ import pytest
 from norce_wire import BASE, SECRET, TOKEN_URL, token_body
 
 from airflow_provider_norce.exceptions import NorceAuthError
-from airflow_provider_norce.token_cache import WORKING_SCOPES, TokenCache
+from airflow_provider_norce.tokens.cache import WORKING_SCOPES, TokenCache
 
 ORDERS = f"{BASE}/commerce/query/2.0/Orders/Orders"
 

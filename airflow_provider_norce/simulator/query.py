@@ -31,9 +31,9 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import parse_qsl, quote
 
-from airflow_provider_norce.testing import data as d
-from airflow_provider_norce.testing import orders as o
-from airflow_provider_norce.testing.odata import (
+from airflow_provider_norce.simulator import data as d
+from airflow_provider_norce.simulator import orders as o
+from airflow_provider_norce.simulator.odata import (
     BoolOp,
     Literal,
     Node,
@@ -44,7 +44,7 @@ from airflow_provider_norce.testing.odata import (
     parse_filter,
     split_top_level,
 )
-from airflow_provider_norce.testing.replies import Reply, json_reply, odata_error
+from airflow_provider_norce.simulator.replies import Reply, json_reply, odata_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Mapping, Sequence

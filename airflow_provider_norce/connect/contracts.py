@@ -4,12 +4,12 @@ Why it exists: Norce writes ONLY the fields an import's ``...FieldsThatAreSet`` 
 what does not fit its contracts, and answers a wrong import with a job that "succeeds" and changes
 nothing. The operator checks headers and items against this model before anything is posted.
 
-The tables come from :mod:`airflow_provider_norce.connect_contract_data`, generated from Norce's published
+The tables come from :mod:`airflow_provider_norce.connect.contract_data`, generated from Norce's published
 contracts (``tests/norce_contracts/connect.json``); this module adds types, plus the few facts the
 contracts only imply (each marked *inferred* below, with its source). It is standard library only, but
 it is still imported lazily (inside ``execute``): operator modules are imported on every DAG parse.
 
-This is the operator side only: the simulator (``airflow_provider_norce.testing``) follows the same
+This is the operator side only: the simulator (``airflow_provider_norce.simulator``) follows the same
 contracts in its own code, so that a mistake on one side is caught by the other.
 """
 
@@ -19,7 +19,7 @@ from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Generic, Protocol, TypeVar
 
-from airflow_provider_norce import connect_contract_data as data
+from airflow_provider_norce.connect import contract_data as data
 
 #: Mask values that are options, not item fields (``...CreateOnly``, ``...Cleanup``, ``...LimitedUpdate``
 #: and these): never derived from items, only kept when the user gives them.

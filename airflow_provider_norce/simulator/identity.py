@@ -36,12 +36,12 @@ from dataclasses import dataclass, replace
 from typing import TYPE_CHECKING
 from urllib.parse import parse_qs
 
-from airflow_provider_norce.testing.replies import Reply, json_reply
+from airflow_provider_norce.simulator.replies import Reply, json_reply
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
 
-    from airflow_provider_norce.testing.clock import SimTime
+    from airflow_provider_norce.simulator.clock import SimTime
 
 TOKEN_PATH = "/identity/1.0/connect/token"
 DEFAULT_SCOPES = frozenset({"playground", "stage", "production", "prod", "lab"})

@@ -33,8 +33,8 @@ from __future__ import annotations
 import bisect
 from typing import Any
 
-from airflow_provider_norce.testing.data import _M64, IsoFormatter, mix64
-from airflow_provider_norce.testing.odata import parse_datetime
+from airflow_provider_norce.simulator.data import _M64, IsoFormatter, mix64
+from airflow_provider_norce.simulator.odata import parse_datetime
 
 DEFAULT_ORDERS_START = "2026-11-01T00:00:00Z"
 DEFAULT_ORDERS_END = "2026-12-01T00:00:00Z"

@@ -21,7 +21,7 @@ import pytest
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from airflow_provider_norce.testing.simulator import NorceSimulator
+    from airflow_provider_norce.simulator.server import NorceSimulator
 
 CONN_ID = "norce_default"
 
@@ -52,7 +52,7 @@ def norce_simulator(
     request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch
 ) -> Iterator[SimulatorHandle]:
     """A running NorceSimulator with ``AIRFLOW_CONN_NORCE_DEFAULT`` pointing at it; stopped afterwards."""
-    from airflow_provider_norce.testing.simulator import NorceSimulator
+    from airflow_provider_norce.simulator.server import NorceSimulator
 
     kwargs: dict[str, Any] = {}
     marker = request.node.get_closest_marker("norce_simulator")

@@ -1,11 +1,11 @@
 """Choosing the token store shared beyond one process, from the connection's ``token_cache`` extra.
 
-* ``process``: none; each process keeps its own tokens (:data:`~airflow_provider_norce.token_cache.PROCESS_TOKEN_CACHE`).
-* ``machine`` (the default): :class:`~airflow_provider_norce.file_token_store.FileTokenStore` in a private
+* ``process``: none; each process keeps its own tokens (:data:`~airflow_provider_norce.tokens.cache.PROCESS_TOKEN_CACHE`).
+* ``machine`` (the default): :class:`~airflow_provider_norce.tokens.machine_store.FileTokenStore` in a private
   directory, shared by every task process of this machine and user.
 * anything registered with :func:`register_token_store`: a store shared wider, for example by every
   worker of a cluster (Redis, the Airflow metadata database). It only has to implement the six methods
-  of :class:`~airflow_provider_norce.token_cache.SharedTokenStore`.
+  of :class:`~airflow_provider_norce.tokens.cache.SharedTokenStore`.
 
 The store is looked up when a hook first needs a token (never at import or in ``__init__``), once per
 process and configuration.
@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_norce.token_cache import SharedTokenStore
+    from airflow_provider_norce.tokens.cache import SharedTokenStore
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +59,7 @@ def store_for(kind: str) -> SharedTokenStore | None:
 
 def machine_store() -> SharedTokenStore | None:
     """The machine store of the current ``NORCE_TOKEN_CACHE_DIR`` / ``NORCE_TOKEN_REQUEST_LIMIT``."""
-    from airflow_provider_norce.file_token_store import ENV_DIR, ENV_LIMIT
+    from airflow_provider_norce.tokens.machine_store import ENV_DIR, ENV_LIMIT
 
     config = (os.environ.get(ENV_DIR), os.environ.get(ENV_LIMIT))
     with _lock:
@@ -69,7 +69,7 @@ def machine_store() -> SharedTokenStore | None:
 
 
 def _build_machine_store() -> SharedTokenStore | None:
-    from airflow_provider_norce.file_token_store import (
+    from airflow_provider_norce.tokens.machine_store import (
         ENV_DIR,
         FileTokenStore,
         default_directories,

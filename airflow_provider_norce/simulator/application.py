@@ -14,7 +14,7 @@ from __future__ import annotations
 import uuid
 from typing import Any
 
-from airflow_provider_norce.testing.orders import CLIENT_ID, COUNTRIES, CURRENCIES
+from airflow_provider_norce.simulator.orders import CLIENT_ID, COUNTRIES, CURRENCIES
 
 _CULTURES = (("sv-SE", "Swedish (Sweden)"), ("en-GB", "English (United Kingdom)"))
 _PREFIX_SUFFIX = {"SEK": ("", " kr"), "NOK": ("", " kr"), "EUR": ("€", ""), "DKK": ("", " kr.")}

@@ -30,13 +30,13 @@ from __future__ import annotations
 import json
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_norce.testing import connect_rules as rules
+from airflow_provider_norce.simulator import connect_rules as rules
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
-    from airflow_provider_norce.testing.connect_rules import Header, Schema
-    from airflow_provider_norce.testing.data import Catalog
+    from airflow_provider_norce.simulator.connect_rules import Header, Schema
+    from airflow_provider_norce.simulator.data import Catalog
 
 Item = dict[str, Any]
 Rows = list[tuple[int, Item]]

@@ -1,4 +1,4 @@
-"""``python -m airflow_provider_norce.testing serve``: run the simulator for DAGs and tests in other processes.
+"""``python -m airflow_provider_norce.simulator serve``: run the simulator for DAGs and tests in other processes.
 
 Prints exactly one line, ``Norce simulator listening on http://127.0.0.1:PORT``, once the socket listens
 (flushed, so a parent process can read it from a pipe), then serves until SIGINT or SIGTERM.
@@ -12,7 +12,7 @@ import sys
 import threading
 from typing import Any
 
-from airflow_provider_norce.testing.simulator import NorceSimulator
+from airflow_provider_norce.simulator.server import NorceSimulator
 
 
 def _rate_limit(text: str) -> tuple[float, int]:
@@ -26,7 +26,7 @@ def _rate_limit(text: str) -> tuple[float, int]:
 def build_parser() -> argparse.ArgumentParser:
     """The CLI's argument parser (one ``serve`` command); each option's ``dest`` is the
     :class:`NorceSimulator` keyword it sets, so ``main`` passes them all through unchanged."""
-    parser = argparse.ArgumentParser(prog="python -m airflow_provider_norce.testing", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m airflow_provider_norce.simulator", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run a Norce simulator until interrupted")
     serve.add_argument("--host", default="127.0.0.1")

@@ -21,7 +21,7 @@ import threading
 import time
 from typing import Any
 
-from airflow_provider_norce.testing.odata import parse_datetime
+from airflow_provider_norce.simulator.odata import parse_datetime
 
 #: Timestamps of the generated catalog (before the order window, so imports visibly change ``Updated``).
 CATALOG_EPOCH = int(parse_datetime("2026-10-01T00:00:00Z"))

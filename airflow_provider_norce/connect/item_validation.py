@@ -4,7 +4,7 @@ Why: Norce answers an import at once with a job id and validates later, so a wro
 failed (or silently partial) job long after the task "succeeded". Checking here names the item, the field
 path and the fix, and keeps invalid items from ever reaching Norce.
 
-What is checked, per :mod:`airflow_provider_norce.connect_contracts` (from ``connect.json item_schemas``):
+What is checked, per :mod:`airflow_provider_norce.connect.contracts` (from ``connect.json item_schemas``):
 
 * required keys (``required_per_docs`` true, or .NET ``IsRequired``), nested ones included
   (``Variants[0].Skus[0].PartNo``); ``null`` where the .NET type is not nullable;
@@ -14,7 +14,7 @@ What is checked, per :mod:`airflow_provider_norce.connect_contracts` (from ``con
 * unknown keys are not errors (Norce ignores them) but draw one warning each.
 
 The same pass counts, for every mask of the method, how many objects it governs and how many carry each
-key (:class:`~airflow_provider_norce.connect_header.MaskUsage`), so the header's masks can be derived
+key (:class:`~airflow_provider_norce.connect.header.MaskUsage`), so the header's masks can be derived
 without keeping the items: memory stays bounded for streamed files.
 """
 
@@ -29,14 +29,14 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_norce.connect_contracts import contracts
-from airflow_provider_norce.connect_header import MaskUsage
+from airflow_provider_norce.connect.contracts import contracts
+from airflow_provider_norce.connect.header import MaskUsage
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
-    from airflow_provider_norce.connect_contracts import ImportContract, ItemField, ItemSchema
-    from airflow_provider_norce.connect_items import ItemSource
+    from airflow_provider_norce.connect.contracts import ImportContract, ItemField, ItemSchema
+    from airflow_provider_norce.connect.items import ItemSource
 
 #: Errors (and skipped items) shown in one message; the total is always given.
 MAX_SHOWN = 20

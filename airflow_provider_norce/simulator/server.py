@@ -37,14 +37,14 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs, quote, urlencode
 
-from airflow_provider_norce.testing import connect as connect_api
-from airflow_provider_norce.testing import query as query_api
-from airflow_provider_norce.testing.application import application_payload
-from airflow_provider_norce.testing.clock import SimTime
-from airflow_provider_norce.testing.counters import Counters
-from airflow_provider_norce.testing.data import DEFAULT_ONHAND_SET, Catalog
-from airflow_provider_norce.testing.faults import PROCESSED_KINDS, Fault, FaultRegistry, make_fault
-from airflow_provider_norce.testing.identity import (
+from airflow_provider_norce.simulator import connect as connect_api
+from airflow_provider_norce.simulator import query as query_api
+from airflow_provider_norce.simulator.application import application_payload
+from airflow_provider_norce.simulator.clock import SimTime
+from airflow_provider_norce.simulator.counters import Counters
+from airflow_provider_norce.simulator.data import DEFAULT_ONHAND_SET, Catalog
+from airflow_provider_norce.simulator.faults import PROCESSED_KINDS, Fault, FaultRegistry, make_fault
+from airflow_provider_norce.simulator.identity import (
     DEFAULT_SCOPES,
     TOKEN_PATH,
     IdentityService,
@@ -52,8 +52,8 @@ from airflow_provider_norce.testing.identity import (
     oauth_error,
     retry_after_seconds,
 )
-from airflow_provider_norce.testing.orders import DEFAULT_ORDERS_END, DEFAULT_ORDERS_START, OrderSource
-from airflow_provider_norce.testing.replies import Reply, json_reply, message_error, odata_error
+from airflow_provider_norce.simulator.orders import DEFAULT_ORDERS_END, DEFAULT_ORDERS_START, OrderSource
+from airflow_provider_norce.simulator.replies import Reply, json_reply, message_error, odata_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
@@ -401,7 +401,7 @@ class NorceSimulator:
         variant: str | None = None,
         location: str | None = None,
     ) -> None:
-        """Inject a failure; see :mod:`airflow_provider_norce.testing.faults` for endpoints and kinds."""
+        """Inject a failure; see :mod:`airflow_provider_norce.simulator.faults` for endpoints and kinds."""
         self._faults.add(
             make_fault(
                 endpoint, kind, count, ratio, status, retry_after, delay, after_processing, variant, location

@@ -8,8 +8,8 @@ one place by delegating to it:
   flight, the token-request limiter and the production-scope fallback (``prod``/``production``, see
   ``NorceHook._token``) are the same code (and the same cache and scope memo) as in tasks;
 * where the token may go: ``NorceHook.url_for`` refuses every origin but the configured Norce host;
-* retries: the same :class:`~airflow_provider_norce.retry.RetryPolicy`, built from the connection, driven
-  by ``tenacity.AsyncRetrying``; answers become errors through :func:`~airflow_provider_norce.retry.api_error`;
+* retries: the same :class:`~airflow_provider_norce.retries.policy.RetryPolicy`, built from the connection, driven
+  by ``tenacity.AsyncRetrying``; answers become errors through :func:`~airflow_provider_norce.retries.policy.api_error`;
 * a 401 drops that token and repeats the call once with a new one; a second 401 is a ``NorceAuthError``.
 
 It only reads (``GET``): everything a trigger does must be safe to repeat.
@@ -20,9 +20,9 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_norce.connect.jobs import JOB_GET, JOB_GET_LOG, JobLog, JobState
 from airflow_provider_norce.exceptions import NorceAPIError
-from airflow_provider_norce.jobs import JOB_GET, JOB_GET_LOG, JobLog, JobState
-from airflow_provider_norce.retry import (
+from airflow_provider_norce.retries.policy import (
     IDEMPOTENT_METHODS,
     RETRIES_SPENT,
     api_error,

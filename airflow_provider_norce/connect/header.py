@@ -27,7 +27,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_norce.arguments import as_bool
-from airflow_provider_norce.connect_contracts import (
+from airflow_provider_norce.connect.contracts import (
     IGNORE_WHEN_EMPTY,
     IGNORE_WHEN_EMPTY_CODES,
     MASK_ALIASES,
@@ -38,7 +38,7 @@ from airflow_provider_norce.connect_contracts import (
 )
 
 if TYPE_CHECKING:
-    from airflow_provider_norce.connect_contracts import EnumType, HeaderField, ImportContract, MaskBinding
+    from airflow_provider_norce.connect.contracts import EnumType, HeaderField, ImportContract, MaskBinding
 
 #: Header keys people write that Norce does not read, and what to write instead. The docs spec of the
 #: PriceListHeader spells ``PriceListRuleFieldsThatAreSet``; the docs example and .NET spell

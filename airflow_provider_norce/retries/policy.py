@@ -106,7 +106,7 @@ def without_token(body: str | bytes | None, token: str) -> str | bytes | None:
     """``body`` with ``token`` (in any spelling an echo could use) replaced by ``***``."""
     if not token or not body:
         return body
-    from airflow_provider_norce.token_cache import scrub_secret
+    from airflow_provider_norce.tokens.cache import scrub_secret
 
     text = body.decode("utf-8", errors="replace") if isinstance(body, bytes) else body
     return scrub_secret(text, token)

@@ -41,17 +41,17 @@ import time
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_norce.testing import connect_apply as apply
-from airflow_provider_norce.testing import connect_rules as rules
-from airflow_provider_norce.testing.clock import iso_z
-from airflow_provider_norce.testing.replies import Reply, json_reply, message_error
+from airflow_provider_norce.simulator import connect_apply as apply
+from airflow_provider_norce.simulator import connect_rules as rules
+from airflow_provider_norce.simulator.clock import iso_z
+from airflow_provider_norce.simulator.replies import Reply, json_reply, message_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from airflow_provider_norce.testing.clock import SimTime
-    from airflow_provider_norce.testing.connect_rules import Header
-    from airflow_provider_norce.testing.data import Catalog
+    from airflow_provider_norce.simulator.clock import SimTime
+    from airflow_provider_norce.simulator.connect_rules import Header
+    from airflow_provider_norce.simulator.data import Catalog
 
 PREFIX = "/commerce/connect/4.0/"
 QUEUED, VALIDATING, INITIALIZED, SUCCEEDED, FAILED, VALIDATION_FAILED = 6, 5, 1, 2, 3, 4

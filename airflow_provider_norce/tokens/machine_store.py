@@ -6,7 +6,7 @@ half of them would be refused; with this store the first process fetches, the ot
 lock and read its result, and all token requests of the machine pass one limiter.
 
 Layout: a private directory (mode 0700, owned by the user running Airflow) holding, per
-:func:`~airflow_provider_norce.token_cache.token_key`,
+:func:`~airflow_provider_norce.tokens.cache.token_key`,
 
 * ``<key>.lock``: ``fcntl.flock``-ed while one process fetches that key's token. The kernel releases
   a ``flock`` when its holder dies, so a killed task never blocks the others;
@@ -14,7 +14,7 @@ Layout: a private directory (mode 0700, owned by the user running Airflow) holdi
   so readers see the old or the new token, never half of one;
 
 and, for the whole machine, ``limiter.lock`` + ``limiter.state``: the GCRA ``tat`` of
-:class:`~airflow_provider_norce.token_cache.TokenRequestLimiter` (one float), read, advanced and
+:class:`~airflow_provider_norce.tokens.cache.TokenRequestLimiter` (one float), read, advanced and
 written under its own lock. The limiter lock is only ever taken inside a key lock (never the other
 way round), and only for a read-modify-write, so there is no lock-order deadlock.
 
@@ -43,7 +43,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_norce.exceptions import NorceError
-from airflow_provider_norce.token_cache import (
+from airflow_provider_norce.tokens.cache import (
     TOKEN_BURST,
     TOKEN_RATE_PER_MINUTE,
     Token,
@@ -166,7 +166,7 @@ def request_limit_from_env(environ: Mapping[str, str] | None = None) -> tuple[in
 
 
 class FileTokenStore:
-    """A :class:`~airflow_provider_norce.token_cache.SharedTokenStore` in a private directory.
+    """A :class:`~airflow_provider_norce.tokens.cache.SharedTokenStore` in a private directory.
 
     :param directory: a directory made private by :func:`private_directory` (the store re-checks it
         before each use and recreates it if a cleaner removed it).
