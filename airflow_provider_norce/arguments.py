@@ -9,16 +9,32 @@ from __future__ import annotations
 
 from typing import Any
 
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off", ""}
+#: The spellings of true and false read from text, in operator arguments and connection extras alike.
+TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
+FALSE_WORDS = frozenset({"false", "0", "no", "off"})
+
+
+def bool_word(text: str) -> bool | None:
+    """``True``/``False`` for one of the usual spellings (any case, spaces around), else ``None``."""
+    word = text.strip().lower()
+    if word in TRUE_WORDS:
+        return True
+    if word in FALSE_WORDS:
+        return False
+    return None
 
 
 def as_bool(value: Any, field: str, task_id: str) -> bool:
-    """A bool, or one of the usual true/false spellings; anything else is an error."""
+    """A bool, or one of the usual true/false spellings; anything else is an error.
+
+    An empty string is false: a template like ``"{{ params.get('full') or '' }}"`` renders to it.
+    """
     if isinstance(value, bool):
         return value
-    if isinstance(value, str) and value.strip().lower() in _TRUE | _FALSE:
-        return value.strip().lower() in _TRUE
+    if isinstance(value, str):
+        word = bool_word(value) if value.strip() else False
+        if word is not None:
+            return word
     raise ValueError(f"Task {task_id!r}: {field} must be true or false, got {value!r}")
 
 

@@ -30,6 +30,7 @@ from functools import cached_property
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_provider_norce.arguments import bool_word
 from airflow_provider_norce.exceptions import NorceConnectionConfigError
 
 if TYPE_CHECKING:
@@ -88,8 +89,6 @@ DEFAULT_MAX_RETRY_WAIT = 300.0
 
 _CLIENT_NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?$")
 _REGION = re.compile(r"^[a-z0-9]{1,16}$")
-_TRUE = {"true", "1", "yes", "on"}
-_FALSE = {"false", "0", "no", "off"}
 #: Norce's ApplicationId is an int32 (``connect.json``).
 _INT32_MAX = 2**31 - 1
 #: The extras this provider reads; a value of only whitespace in one of them is a mistake, never a default.
@@ -234,7 +233,7 @@ class NorceConnectionConfig:
             base_url = _commerce_base_url(base_url_extra or host, url_field, fail)
         elif platform == "storm":
             layout = "storm"
-            base_url = _origin(STORM_SERVICE_URLS["connect"][environment])
+            base_url = canonical_origin(STORM_SERVICE_URLS["connect"][environment])
         elif not host:
             raise fail("host", "no client name; put the client name of https://{client}.api-se.norce.tech")
         elif "@" in host or ":" in host:
@@ -310,11 +309,6 @@ class NorceConnectionConfig:
             scope_explicit=bool(scope_extra),
             storm_connect_url=storm_connect_url,
         )
-
-
-def _origin(url: str) -> str:
-    parts = urlsplit(url)
-    return f"{parts.scheme}://{parts.netloc}".lower()
 
 
 def canonical_origin(url: str) -> str:
@@ -482,10 +476,9 @@ def _verify(extra: Mapping[str, Any], fail: Any) -> bool | str:
     if isinstance(raw, bool):
         return raw
     text = str(raw).strip()
-    if text.lower() in _TRUE:
-        return True
-    if text.lower() in _FALSE:
-        return False
+    word = bool_word(text)
+    if word is not None:
+        return word
     if not text:
         raise fail("verify", "empty; use true, false or the path of a CA bundle")
     if not os.path.exists(text):

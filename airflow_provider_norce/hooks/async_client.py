@@ -8,9 +8,11 @@ one place by delegating to it:
   flight, the token-request limiter and the production-scope fallback (``prod``/``production``, see
   ``NorceHook._token``) are the same code (and the same cache and scope memo) as in tasks;
 * where the token may go: ``NorceHook.url_for`` refuses every origin but the configured Norce host;
+* the attempt: :func:`~airflow_provider_norce.retries.attempt.attempt`, the same steps the sync hook drives
+  (a 401 drops that token and repeats the call once with a new one; a second 401 is a ``NorceAuthError``;
+  redirects are refused; answers are read by :mod:`~airflow_provider_norce.retries.answers`);
 * retries: the same :class:`~airflow_provider_norce.retries.policy.RetryPolicy`, built from the connection, driven
-  by ``tenacity.AsyncRetrying``; answers become errors through :func:`~airflow_provider_norce.retries.policy.api_error`;
-* a 401 drops that token and repeats the call once with a new one; a second 401 is a ``NorceAuthError``.
+  by ``tenacity.AsyncRetrying``.
 
 It only reads (``GET``): everything a trigger does must be safe to repeat.
 """
@@ -22,14 +24,8 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_norce.connect.jobs import JOB_GET, JOB_GET_LOG, JobLog, JobState
 from airflow_provider_norce.exceptions import NorceAPIError
-from airflow_provider_norce.retries.policy import (
-    IDEMPOTENT_METHODS,
-    RETRIES_SPENT,
-    api_error,
-    explained,
-    json_body,
-    refused_fresh_token,
-)
+from airflow_provider_norce.retries.answers import final, transport_error
+from airflow_provider_norce.retries.attempt import Answer, Call, Renew, Result, Send, Step, drive_async
 
 if TYPE_CHECKING:
     import ssl
@@ -109,63 +105,39 @@ class NorceAsyncClient:
         return await self.request_json("GET", endpoint, params=params)
 
     async def request_json(self, method: str, endpoint: str, params: dict[str, Any] | None = None) -> Any:
+        """One authenticated request through the same attempt and retry policy as the sync hook."""
         import httpx
 
-        method = method.upper()
-        url = self.hook.url_for(endpoint)  # refuses any origin the token must not reach
-        shown = url.split("?", 1)[0]
-        idempotent = method in IDEMPOTENT_METHODS
+        config = self.config
+        # url_for refuses any origin the token must not reach
+        call = Call(config.conn_id, config.application_id, method.upper(), self.hook.url_for(endpoint), True)
 
-        async def send(access_token: str) -> httpx.Response:
-            try:
-                return await self.client.request(
-                    method,
-                    url,
-                    params=params,
-                    headers={"Authorization": f"Bearer {access_token}"},
-                )
-            except httpx.TransportError as err:
-                never_sent = isinstance(err, (httpx.ConnectTimeout, httpx.ConnectError))
-                raise NorceAPIError(
-                    f"{method} {shown} failed before Norce answered: {type(err).__name__}",
-                    method=method,
-                    url=shown,
-                    retryable=idempotent or never_sent,
-                ) from None
-
-        async def attempt() -> Any:
-            token = await asyncio.to_thread(self.hook.get_access_token)
-            response = await send(token)
-            if response.status_code == 401:
-                # Norce no longer takes this token: drop it (here and in the shared store), renew once.
-                await asyncio.to_thread(self.hook.invalidate_token, token)
-                token = await asyncio.to_thread(self.hook.get_access_token)
-                response = await send(token)
-                if response.status_code == 401:
-                    raise refused_fresh_token(self.config.conn_id, self.config.application_id, method, shown)
-            if 300 <= response.status_code < 400:  # never followed (the client does not follow either)
-                from airflow_provider_norce.hooks.norce import refused_redirect
-
-                raise refused_redirect(
-                    self.config.conn_id, method, shown, response.status_code, response.headers.get("Location")
-                )
-            if not 200 <= response.status_code < 300:
-                raise api_error(
-                    method,
-                    shown,
-                    response.status_code,
-                    response.headers.get("Retry-After"),
-                    response.content,
-                    token,
-                )
-            return json_body(method, shown, response.status_code, response.content, idempotent, token)
+        async def do(step: Step) -> Any:
+            """The I/O of one step of :func:`~airflow_provider_norce.retries.attempt.attempt`."""
+            if isinstance(step, Send):
+                try:
+                    return Answer.of(
+                        await self.client.request(
+                            call.method,
+                            call.url,
+                            params=params,
+                            headers={"Authorization": f"Bearer {step.access_token}"},
+                        )
+                    )
+                except httpx.TransportError as err:
+                    never_sent = isinstance(err, (httpx.ConnectTimeout, httpx.ConnectError))
+                    raise transport_error(
+                        call.method, call.shown, type(err).__name__, never_sent=never_sent
+                    ) from None
+            if isinstance(step, Renew):  # drop it here and in the shared store, in a thread (file locks)
+                await asyncio.to_thread(self.hook.invalidate_token, step.refused)
+            return await asyncio.to_thread(self.hook.get_access_token)
 
         try:
-            return await self.hook.retry_policy.async_retrying()(attempt)
+            result: Result = await self.hook.retry_policy.async_retrying()(drive_async, call, do)
         except NorceAPIError as err:
-            if getattr(err, RETRIES_SPENT, False):
-                raise  # the token request's own error: it already names the connection and token URL
-            raise explained(err, self.config.conn_id) from None
+            raise final(err, config.conn_id) from None
+        return result[1]  # the parsed body
 
 
 def _build_client(config: NorceConnectionConfig) -> httpx.AsyncClient:

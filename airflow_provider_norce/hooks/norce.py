@@ -24,17 +24,18 @@ from requests.auth import AuthBase
 
 from airflow_provider_norce.connection import NorceConnectionConfig, canonical_origin
 from airflow_provider_norce.exceptions import NorceAPIError, NorceAuthError, NorceError, excerpt
-from airflow_provider_norce.retries.policy import (
-    IDEMPOTENT_METHODS,
-    RETRIES_SPENT,
-    RetryPolicy,
+from airflow_provider_norce.retries.answers import (
     api_error,
-    explained,
-    json_body,
+    final,
     mark_retries_spent,
-    refused_fresh_token,
+    refused_redirect,
     reworded,
+    shown_link,
+    strip_query,
+    transport_error,
 )
+from airflow_provider_norce.retries.attempt import Answer, Call, Renew, Send, Step, drive
+from airflow_provider_norce.retries.policy import RetryPolicy
 from airflow_provider_norce.tokens.cache import (
     MASKED_TOKENS,
     PROCESS_TOKEN_CACHE,
@@ -307,7 +308,7 @@ class NorceHook(BaseHook):
                     allow_redirects=False,
                 )
             except requests.RequestException as err:
-                raise _transport_error("POST", config.token_url, err, idempotent=True) from None
+                raise _transport_error("POST", config.token_url, err, changes_nothing=True) from None
             if response.status_code == 429:
                 error = api_error("POST", config.token_url, 429, response.headers.get("Retry-After"), None)
                 note_rate_limited(error.retry_after)
@@ -499,20 +500,20 @@ class NorceHook(BaseHook):
                 f"URL such as 'commerce/Query/2.0/Orders/Orders', got {endpoint!r}"
             )
         first = self.url_for(endpoint)
-        listing = _strip_query(first)
+        listing = strip_query(first)
         seen = {_page_key(requests.Request("GET", first, params=params).prepare().url or first)}
         url: str | None = first
         while url is not None:
             page = self.run_json(url, params=params)
             if not isinstance(page, dict) or not isinstance(page.get("value"), list):
                 raise NorceAPIError(
-                    f"Norce connection {self.config.conn_id!r}: GET {_strip_query(url)} answered 200 with "
+                    f"Norce connection {self.config.conn_id!r}: GET {strip_query(url)} answered 200 with "
                     f"something other than an OData page ({_page_shape(page)}), so the listing was stopped "
                     "and none of it was taken as data; the task's retry asks again. If it persists, check the "
                     "entity set and query options, and the connection's host and base_url",
                     status_code=200,
                     method="GET",
-                    url=_strip_query(url),
+                    url=strip_query(url),
                 )
             next_link = page.get("@odata.nextLink")
             url = self._next_page(listing, url, next_link, seen) if next_link not in (None, "") else None
@@ -537,7 +538,7 @@ class NorceHook(BaseHook):
         except NorceError as err:
             raise NorceAPIError(
                 f"Norce connection {conn_id!r}: GET {listing} answered with an @odata.nextLink to another "
-                f"host, port or scheme ({_strip_query(absolute)}); not following it, the Norce token is never "
+                f"host, port or scheme ({strip_query(absolute)}); not following it, the Norce token is never "
                 f"sent there. {err}",
                 method="GET",
                 url=listing,
@@ -546,7 +547,7 @@ class NorceHook(BaseHook):
         if key in seen:
             raise NorceAPIError(
                 f"Norce connection {conn_id!r}: GET {listing} answered with an @odata.nextLink that leads back "
-                f"to a page already read ({_shown_link(absolute)}), after {len(seen)} page(s); following it "
+                f"to a page already read ({shown_link(absolute)}), after {len(seen)} page(s); following it "
                 "would repeat the same rows forever, so the listing was stopped and nothing more was read. "
                 "Check the query options ($orderby, $skip, $top); if Norce keeps answering so, report it to "
                 "Norce support.",
@@ -572,64 +573,37 @@ class NorceHook(BaseHook):
         headers: dict[str, str] | None,
         parse: bool = False,
     ) -> tuple[requests.Response, Any]:
-        method = method.upper()
-        url = self.url_for(endpoint)
+        config = self.config
+        call = Call(config.conn_id, config.application_id, method.upper(), self.url_for(endpoint), parse)
         session = self.get_conn()
-        idempotent = method in IDEMPOTENT_METHODS
-        shown = _strip_query(url)
 
-        def send(token: Token) -> requests.Response:
-            try:
-                return session.request(
-                    method,
-                    url,
-                    params=params,
-                    json=json,
-                    data=data,
-                    headers=headers,
-                    auth=_BearerAuth(self, token),
-                    timeout=self.request_timeout,
-                    allow_redirects=False,  # never: the token or a Connect batch must not go elsewhere
-                )
-            except requests.RequestException as err:
-                raise _transport_error(method, shown, err, idempotent) from None
-
-        def attempt() -> tuple[requests.Response, Any]:
-            token = self._token()
-            response = send(token)
-            if response.status_code == 401:
-                # Norce no longer takes this token (revoked, rotated secret, clock skew): renew once.
-                self.invalidate_token(token.access_token)
-                token = self._token()
-                response = send(token)
-                if response.status_code == 401:
-                    raise refused_fresh_token(self.config.conn_id, self.config.application_id, method, shown)
-            if 300 <= response.status_code < 400:
-                raise refused_redirect(
-                    self.config.conn_id, method, shown, response.status_code, response.headers.get("Location")
-                )
-            if not 200 <= response.status_code < 300:
-                raise api_error(
-                    method,
-                    shown,
-                    response.status_code,
-                    response.headers.get("Retry-After"),
-                    response.content,
-                    token.access_token,
-                )
-            if not parse:
-                return response, None
-            body = json_body(
-                method, shown, response.status_code, response.content, idempotent, token.access_token
-            )
-            return response, body
+        def do(step: Step) -> Any:
+            """The I/O of one step of :func:`~airflow_provider_norce.retries.attempt.attempt`."""
+            if isinstance(step, Send):
+                try:
+                    return Answer.of(
+                        session.request(
+                            call.method,
+                            call.url,
+                            params=params,
+                            json=json,
+                            data=data,
+                            headers=headers,
+                            auth=_BearerAuth(self, step.access_token),
+                            timeout=self.request_timeout,
+                            allow_redirects=False,  # never: the token or a Connect batch must not go elsewhere
+                        )
+                    )
+                except requests.RequestException as err:
+                    raise _transport_error(call.method, call.shown, err) from None
+            if isinstance(step, Renew):
+                self.invalidate_token(step.refused)
+            return self._token().access_token
 
         try:
-            return self.retry_policy.retrying(sleep=self._sleep)(attempt)
+            return self.retry_policy.retrying(sleep=self._sleep)(drive, call, do)
         except NorceAPIError as err:
-            if getattr(err, RETRIES_SPENT, False):
-                raise  # the token request's own error: it already names the connection and token URL
-            raise explained(err, self.config.conn_id) from None
+            raise final(err, config.conn_id) from None
 
     # -- Airflow integration ---------------------------------------------------------------------
 
@@ -673,14 +647,14 @@ class NorceHook(BaseHook):
 class _BearerAuth(AuthBase):
     """Adds the bearer token to requests for the configured Norce origins, and to nothing else."""
 
-    def __init__(self, hook: NorceHook, token: Token | None = None) -> None:
+    def __init__(self, hook: NorceHook, access_token: str | None = None) -> None:
         self.hook = hook
-        self.token = token
+        self.access_token = access_token
 
     def __call__(self, request: requests.PreparedRequest) -> requests.PreparedRequest:
         if request.url and canonical_origin(request.url) in self.hook.config.api_hosts:
-            token = self.token or self.hook._token()
-            request.headers["Authorization"] = f"Bearer {token.access_token}"
+            access_token = self.access_token or self.hook._token().access_token
+            request.headers["Authorization"] = f"Bearer {access_token}"
         else:
             request.headers.pop("Authorization", None)
         return request
@@ -718,15 +692,13 @@ class _NoAuth(AuthBase):
 
 
 def _transport_error(
-    method: str, url: str, err: requests.RequestException, idempotent: bool
+    method: str, url: str, err: requests.RequestException, *, changes_nothing: bool = False
 ) -> NorceAPIError:
-    """A connection failure; a POST is repeated only when it provably never reached Norce."""
+    """A connection failure as :func:`~airflow_provider_norce.retries.answers.transport_error` reads it;
+    requests' way of saying the request never left: a connect timeout, or a refused connection."""
     never_sent = isinstance(err, requests.exceptions.ConnectTimeout) or _refused(err)
-    return NorceAPIError(
-        f"{method} {url} failed before Norce answered: {type(err).__name__}",
-        method=method,
-        url=url,
-        retryable=idempotent or never_sent,
+    return transport_error(
+        method, url, type(err).__name__, never_sent=never_sent, changes_nothing=changes_nothing
     )
 
 
@@ -747,34 +719,6 @@ def _page_shape(page: Any) -> str:
     return f"a JSON {type(page).__name__}"
 
 
-def refused_redirect(conn_id: str, method: str, url: str, status: int, location: str | None) -> NorceAPIError:
-    """A 3xx answer is never followed (sync hook, async client, token request): the bearer token, the
-    client secret or a Connect batch must not reach another address, and rows from there are not Norce's."""
-    target = _shown_link(urljoin(url, location.strip())) if location and location.strip() else "nowhere"
-    err = NorceAPIError(
-        f"Norce connection {conn_id!r}: {method} {url} answered a redirect ({status}) to {target}; not "
-        "following it: the Norce token and the request are never sent to another address, and nothing was "
-        "read from there. Check the connection's host and base_url (Norce may have moved the API, or a proxy "
-        "or login portal answers in its place); if Norce itself redirects, report it to Norce support",
-        status_code=status,
-        method=method,
-        url=url,
-        retryable=False,
-    )
-    mark_retries_spent(err)  # final as it stands: not retried, not reworded
-    return err
-
-
-def _strip_query(url: str) -> str:
-    return url.split("?", 1)[0]
-
-
-#: Query parameters never shown in an error (a server could echo a credential into its nextLink).
-_SECRET_PARAMS = frozenset(
-    {"access_token", "token", "client_secret", "password", "code", "api_key", "apikey"}
-)
-
-
 def _page_key(url: str) -> bytes:
     """A digest of ``url`` that is equal for the same page however it is spelt: scheme and host in lower
     case, the default port dropped, the query decoded and sorted (a digest keeps a long listing small)."""
@@ -785,20 +729,6 @@ def _page_key(url: str) -> bytes:
     query = sorted(parse_qsl(parts.query, keep_blank_values=True))
     text = "\n".join([canonical_origin(url), parts.path or "/", *(f"{k}={v}" for k, v in query)])
     return hashlib.sha256(text.encode("utf-8", "surrogatepass")).digest()
-
-
-def _shown_link(url: str) -> str:
-    """``url`` for an error message: at most 300 characters, credential-like parameters redacted."""
-    from urllib.parse import parse_qsl, urlencode
-
-    base, _, query = url.partition("?")
-    if query:
-        pairs = [
-            (k, "***" if k.lower() in _SECRET_PARAMS else v)
-            for k, v in parse_qsl(query, keep_blank_values=True)
-        ]
-        base = f"{base}?{urlencode(pairs, safe='$,() ')}"
-    return base if len(base) <= 300 else base[:297] + "..."
 
 
 def _unknown_connection(conn_id: str) -> NorceError:
