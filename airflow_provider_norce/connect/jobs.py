@@ -22,13 +22,24 @@ import enum
 import logging
 import time
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
+from airflow_provider_norce.connect.job_wait import (
+    Done,
+    GetJob,
+    GetLog,
+    deadline_after,
+    poll_round,
+    wait_flow,
+)
 from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError, excerpt
+from airflow_provider_norce.flows import drive
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable
 
+    from airflow_provider_norce.connect.job_wait import Step
     from airflow_provider_norce.hooks.norce import NorceHook
 
 log = logging.getLogger(__name__)
@@ -227,6 +238,31 @@ def log_row_problems(logger: logging.Logger | Any, jobs: dict[str, dict[str, Any
         )
 
 
+def unsuccessful(
+    jobs: dict[str, dict[str, Any]],
+    *,
+    allow_validation_failures: bool = False,
+    fail_on_row_errors: bool = False,
+) -> list[str]:
+    """The ids of the finished jobs that did not succeed, in order: THE verdict on job summaries.
+
+    A job succeeded when it ended Succeeded (2); any other end (Failed, Validation failed, a status
+    nobody documented) did not, except Validation failed with ``allow_validation_failures``; with
+    ``fail_on_row_errors`` a Succeeded job with Error lines in its log did not either. The trigger asks
+    with the defaults (it reports, the task judges with its own arguments through :func:`check_jobs`),
+    so a trigger's ``failed`` event and a task's failure can never disagree on what "not succeeded" is.
+    """
+    bad = []
+    for job_id, job in jobs.items():
+        status_id = job.get("status_id")
+        if status_id == JobStatus.SUCCEEDED and not (fail_on_row_errors and job.get("row_errors")):
+            continue
+        if status_id == JobStatus.VALIDATION_FAILED and allow_validation_failures:
+            continue
+        bad.append(job_id)
+    return bad
+
+
 def check_jobs(
     jobs: dict[str, dict[str, Any]],
     *,
@@ -239,14 +275,12 @@ def check_jobs(
     items and imported nothing of them, which the caller declared acceptable. ``fail_on_row_errors``
     also fails a job that ended Succeeded with Error lines in its log (rows Norce did not import).
     """
-    bad = []
-    for job_id, job in jobs.items():
-        status_id = job.get("status_id")
-        if status_id == JobStatus.SUCCEEDED and not (fail_on_row_errors and job.get("row_errors")):
-            continue
-        if status_id == JobStatus.VALIDATION_FAILED and allow_validation_failures:
-            continue
-        bad.append((job_id, job))
+    bad = [
+        (job_id, jobs[job_id])
+        for job_id in unsuccessful(
+            jobs, allow_validation_failures=allow_validation_failures, fail_on_row_errors=fail_on_row_errors
+        )
+    ]
     if not bad:
         return
     parts = []
@@ -330,7 +364,7 @@ class ImportAnswer:
         )
 
 
-# -- sync reads through the hook (the hook does the I/O) ----------------------------------------------
+# -- the sync driver of the wait (the hook does the I/O; job_wait decides) ---------------------------
 
 
 def fetch_job_state(hook: NorceHook, job_id: str) -> JobState:
@@ -346,17 +380,27 @@ def fetch_job_log(hook: NorceHook, job_id: str) -> JobLog:
     )
 
 
+def sync_steps(hook: NorceHook, sleep: Callable[[float], None] = time.sleep) -> Callable[[Step], Any]:
+    """The sync driver's ``do(step)`` for :mod:`~airflow_provider_norce.connect.job_wait` flows: the hook
+    reads, ``sleep`` waits. Nothing but I/O: every decision is the flow's."""
+
+    def do(step: Step) -> Any:
+        if isinstance(step, GetJob):
+            return fetch_job_state(hook, step.job_id)
+        if isinstance(step, GetLog):
+            return fetch_job_log(hook, step.job_id)
+        log.info(step.message)
+        sleep(step.seconds)
+        return None
+
+    return do
+
+
 def poll_jobs(hook: NorceHook, job_ids: Iterable[str]) -> tuple[dict[str, dict[str, Any]], list[str]]:
-    """One round of ``Job/Get``: summaries of every job (with the log lines of those that finished)
-    and the ids still running."""
-    summaries: dict[str, dict[str, Any]] = {}
-    running: list[str] = []
-    for job_id in job_ids:
-        state = fetch_job_state(hook, job_id)
-        summaries[state.job_id] = state.summary(fetch_job_log(hook, job_id) if state.is_finished else None)
-        if not state.is_finished:
-            running.append(state.job_id)
-    return summaries, running
+    """One round of ``Job/Get`` (:func:`~airflow_provider_norce.connect.job_wait.poll_round`): summaries
+    of every job (with the log lines of those that finished) and the ids still running."""
+    polled = drive(poll_round(job_ids), sync_steps(hook))
+    return polled.jobs, polled.running
 
 
 def wait_for_jobs(
@@ -370,29 +414,34 @@ def wait_for_jobs(
 ) -> dict[str, dict[str, Any]]:
     """Poll until every job is finished; their summaries, in the order given.
 
-    Finished jobs are not asked again. Raises :class:`NorceJobError` when ``timeout`` seconds pass first:
-    the jobs keep running in Norce, and a retried task waits for the same ids instead of re-posting.
+    The wait is :func:`~airflow_provider_norce.connect.job_wait.wait_flow` (the trigger's too), driven by
+    the hook, ``sleep`` and a deadline ``timeout`` seconds from now on ``clock``. Finished jobs are not
+    asked again. Raises :class:`NorceJobError` when ``timeout`` seconds pass first: the jobs keep running
+    in Norce, and a retried task waits for the same ids instead of re-posting.
     """
-    deadline = None if timeout is None else clock() + timeout
-    summaries: dict[str, dict[str, Any]] = {}
-    pending = list(job_ids)
-    while True:
-        polled, pending = poll_jobs(hook, pending)
-        summaries.update(polled)
-        if not pending:
-            return {job_id: summaries[str(job_id)] for job_id in job_ids}
-        remaining = None if deadline is None else deadline - clock()
-        if remaining is not None and remaining <= 0:
-            raise NorceJobError(
-                f"Norce Connect job(s) {', '.join(pending)} still running after {timeout} s; they keep "
-                "running in Norce. A retry of this task waits for the same job ids (nothing is posted again).",
-                job_id=pending[0],
-                status_id=summaries[pending[0]].get("status_id"),
-            )
-        log.info(
-            "Norce Connect job(s) %s still running; next check in %.1f s", ", ".join(pending), poll_interval
-        )
-        sleep(poll_interval if remaining is None else min(poll_interval, remaining))
+    flow = wait_flow(job_ids, poll_interval=poll_interval, deadline=deadline_after(timeout, clock), now=clock)
+    outcome = drive(flow, sync_steps(hook, sleep))
+    if isinstance(outcome, Done):
+        return outcome.jobs
+    pending = outcome.pending
+    raise NorceJobError(
+        f"Norce Connect job(s) {', '.join(pending)} still running after {timeout} s; they keep "
+        "running in Norce. A retry of this task waits for the same job ids (nothing is posted again).",
+        job_id=pending[0],
+        status_id=outcome.jobs[pending[0]].get("status_id"),
+    )
+
+
+def defer_timeout(timeout: float | None, poll_interval: float) -> timedelta | None:
+    """Airflow's deadline for a task deferred to :class:`~airflow_provider_norce.triggers.norce.NorceJobTrigger`.
+
+    It only backs up the trigger's own deadline, whose ``timeout`` event says more than Airflow's: past
+    ``timeout`` the trigger still gets the larger of a minute and two poll intervals (its last round, a
+    triggerer restart) before Airflow times the task out. The operator and the sensor both defer with it.
+    """
+    if timeout is None:
+        return None
+    return timedelta(seconds=timeout + max(60.0, 2 * poll_interval))
 
 
 def _int_or_none(value: Any) -> int | None:

@@ -24,12 +24,13 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_norce.connect.jobs import JOB_GET, JOB_GET_LOG, JobLog, JobState
 from airflow_provider_norce.exceptions import NorceAPIError
+from airflow_provider_norce.flows import drive_async
 from airflow_provider_norce.retries.answers import final, transport_error
-from airflow_provider_norce.retries.attempt import Answer, Call, Renew, Result, Send, Step, drive_async
+from airflow_provider_norce.retries.attempt import Answer, Call, Renew, Result, Send, Step, attempt
 
 if TYPE_CHECKING:
     import ssl
-    from collections.abc import Mapping
+    from collections.abc import Awaitable, Callable, Mapping
     from types import TracebackType
 
     import httpx
@@ -44,6 +45,8 @@ class NorceAsyncClient:
     :param config: the validated connection (the trigger reads it with an async look-up).
     :param hook: the sync hook whose token logic and URL rule are reused; built from ``config`` by default.
     :param client: an ``httpx.AsyncClient`` to use instead of building one (it is then not closed here).
+    :param sleep: the coroutine function the retries wait with (tests give one that records the waits);
+        ``asyncio.sleep`` by default.
     """
 
     def __init__(
@@ -52,6 +55,7 @@ class NorceAsyncClient:
         *,
         hook: NorceHook | None = None,
         client: httpx.AsyncClient | None = None,
+        sleep: Callable[[float], Awaitable[None]] | None = None,
     ) -> None:
         if hook is None:
             from airflow_provider_norce.hooks.norce import NorceHook
@@ -61,6 +65,7 @@ class NorceAsyncClient:
         self.hook = hook
         self._client = client
         self._owns_client = client is None
+        self._sleep = sleep
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(conn_id={self.config.conn_id!r})"
@@ -133,8 +138,11 @@ class NorceAsyncClient:
                 await asyncio.to_thread(self.hook.invalidate_token, step.refused)
             return await asyncio.to_thread(self.hook.get_access_token)
 
+        async def one_attempt() -> Result:
+            return await drive_async(attempt(call), do)
+
         try:
-            result: Result = await self.hook.retry_policy.async_retrying()(drive_async, call, do)
+            result: Result = await self.hook.retry_policy.async_retrying(sleep=self._sleep)(one_attempt)
         except NorceAPIError as err:
             raise final(err, config.conn_id) from None
         return result[1]  # the parsed body

@@ -24,6 +24,7 @@ from requests.auth import AuthBase
 
 from airflow_provider_norce.connection import NorceConnectionConfig, canonical_origin
 from airflow_provider_norce.exceptions import NorceAPIError, NorceAuthError, NorceError, excerpt
+from airflow_provider_norce.flows import drive
 from airflow_provider_norce.retries.answers import (
     api_error,
     final,
@@ -34,7 +35,7 @@ from airflow_provider_norce.retries.answers import (
     strip_query,
     transport_error,
 )
-from airflow_provider_norce.retries.attempt import Answer, Call, Renew, Send, Step, drive
+from airflow_provider_norce.retries.attempt import Answer, Call, Renew, Result, Send, Step, attempt
 from airflow_provider_norce.retries.policy import RetryPolicy
 from airflow_provider_norce.tokens.cache import (
     MASKED_TOKENS,
@@ -600,8 +601,11 @@ class NorceHook(BaseHook):
                 self.invalidate_token(step.refused)
             return self._token().access_token
 
+        def one_attempt() -> Result:
+            return drive(attempt(call), do)
+
         try:
-            return self.retry_policy.retrying(sleep=self._sleep)(drive, call, do)
+            return self.retry_policy.retrying(sleep=self._sleep)(one_attempt)
         except NorceAPIError as err:
             raise final(err, config.conn_id) from None
 

@@ -20,7 +20,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
@@ -145,7 +144,7 @@ class NorceConnectImportOperator(BaseOperator):
     # -- execution ---------------------------------------------------------------------------------
 
     def execute(self, context: Context) -> list[str]:
-        from airflow_provider_norce.connect.jobs import known_import_method, wait_for_jobs
+        from airflow_provider_norce.connect.jobs import defer_timeout, known_import_method, wait_for_jobs
         from airflow_provider_norce.hooks.norce import NorceHook
 
         method = known_import_method(self.import_method)
@@ -194,9 +193,7 @@ class NorceConnectImportOperator(BaseOperator):
                 method_name="execute_complete",
                 kwargs={"job_ids": job_ids},
                 # Airflow's own deadline only backs up the trigger's, whose event says more.
-                timeout=None
-                if timeout is None
-                else timedelta(seconds=timeout + max(60.0, 2 * poll_interval)),
+                timeout=defer_timeout(timeout, poll_interval),
             )
         jobs = wait_for_jobs(hook, job_ids, poll_interval=poll_interval, timeout=timeout)
         return self._finish(context, jobs, job_ids, ledger)

@@ -8,8 +8,8 @@ in the style of httpx's auth flows: it yields what it needs done (:class:`GetTok
 in the triggerer) drive the very same decisions, each with its own I/O. The retry policy
 (:mod:`airflow_provider_norce.retries.policy`) repeats whole attempts.
 
-:func:`drive` and :func:`drive_async` run an attempt with a transport's ``do(step)``; only ``do`` differs
-between the two, and it holds nothing but I/O.
+:func:`~airflow_provider_norce.flows.drive` and :func:`~airflow_provider_norce.flows.drive_async` run an
+attempt with a transport's ``do(step)``; only ``do`` differs between the two, and it holds nothing but I/O.
 """
 
 from __future__ import annotations
@@ -27,7 +27,7 @@ from airflow_provider_norce.retries.answers import (
 )
 
 if TYPE_CHECKING:
-    from collections.abc import Awaitable, Callable, Generator
+    from collections.abc import Generator
 
 
 @dataclass(frozen=True)
@@ -121,29 +121,3 @@ def judged(call: Call, answer: Answer, access_token: str) -> Any:
     if not call.parse:
         return None
     return json_body(call.method, call.shown, answer.status, answer.content, call.idempotent, access_token)
-
-
-def drive(call: Call, do: Callable[[Step], Any]) -> Result:
-    """Run one attempt, doing each step with ``do`` (the sync hook's driver)."""
-    flow = attempt(call)
-    done, step = advance(flow, None)
-    while not done:
-        done, step = advance(flow, do(step))
-    return step
-
-
-async def drive_async(call: Call, do: Callable[[Step], Awaitable[Any]]) -> Result:
-    """Run one attempt, awaiting each step of ``do`` (the async client's driver)."""
-    flow = attempt(call)
-    done, step = advance(flow, None)
-    while not done:
-        done, step = advance(flow, await do(step))
-    return step
-
-
-def advance(flow: Generator[Step, Any, Result], reply: Any) -> tuple[bool, Any]:
-    """Give ``reply`` to ``flow``: ``(False, next step)``, or ``(True, result)`` once the attempt is over."""
-    try:
-        return False, flow.send(reply)
-    except StopIteration as stop:
-        return True, stop.value

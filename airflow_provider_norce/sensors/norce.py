@@ -7,7 +7,6 @@ sensor with the Error lines of its log; the XCom value is a small summary per jo
 
 from __future__ import annotations
 
-from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseSensorOperator, PokeReturnValue, conf
@@ -96,20 +95,20 @@ class NorceJobSensor(BaseSensorOperator):
         done = self.poke(context)  # jobs that are already finished need no triggerer round trip
         if done.is_done:
             return done.xcom_value
+        from airflow_provider_norce.connect.jobs import defer_timeout
         from airflow_provider_norce.triggers.norce import NorceJobTrigger
 
         timeout = float(self.timeout) if self.timeout is not None else None
+        poll_interval = float(self.poke_interval)
         self.defer(
             trigger=NorceJobTrigger(
                 norce_conn_id=self.norce_conn_id,
                 job_ids=self._ids(),
-                poll_interval=float(self.poke_interval),
+                poll_interval=poll_interval,
                 timeout=timeout,
             ),
             method_name="execute_complete",
-            timeout=None
-            if timeout is None
-            else timedelta(seconds=timeout + max(60.0, 2 * float(self.poke_interval))),
+            timeout=defer_timeout(timeout, poll_interval),
         )
 
     def poke(self, context: Context) -> PokeReturnValue:

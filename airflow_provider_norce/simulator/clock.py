@@ -1,4 +1,4 @@
-"""Time for the simulator: an injectable monotonic clock, and wall-clock instants derived from it.
+"""Time for the simulator and the tests: an injectable clock, and wall-clock instants derived from it.
 
 Why: token expiry, the token rate limit and Connect job progress all depend on time. Tests pass a
 :class:`FakeClock` and call :meth:`FakeClock.advance` instead of sleeping, so a 20-second rate-limit slot
@@ -17,15 +17,31 @@ if TYPE_CHECKING:
 
 
 class FakeClock:
-    """A manually advanced monotonic clock; thread-safe, callable like ``time.monotonic``."""
+    """A manually advanced clock; thread-safe, callable like ``time.monotonic`` or ``time.time``.
+
+    It is the one fake clock of the project: the simulator reads it, and the operator-side tests hand
+    it to the token cache, the limiter and the hook (``sleep=clock.sleep``). ``start`` defaults to a
+    small monotonic-like reading; pass an epoch-like one (``FakeClock(start=1_800_000_000.0)``) where
+    the clock stands in for ``time.time`` (token ``expires_at``, JWT ``exp``).
+
+    :meth:`advance` moves time; :meth:`sleep` does the same and also records the wait in
+    :attr:`sleeps`, so a test asserts the waits the code asked for instead of measuring wall time.
+    """
 
     def __init__(self, start: float = 1_000.0) -> None:
         self._now = start
         self._lock = threading.Lock()
+        #: Every wait passed to :meth:`sleep`, in order.
+        self.sleeps: list[float] = []
 
     def __call__(self) -> float:
         with self._lock:
             return self._now
+
+    @property
+    def now(self) -> float:
+        """The current reading (the same as calling the clock)."""
+        return self()
 
     def advance(self, seconds: float) -> float:
         """Move time forward by ``seconds`` and return the new reading."""
@@ -34,6 +50,14 @@ class FakeClock:
         with self._lock:
             self._now += seconds
             return self._now
+
+    def sleep(self, seconds: float) -> None:
+        """A ``time.sleep`` that returns at once: record the wait, then advance by it."""
+        if seconds < 0:
+            raise ValueError(f"sleep length must be non-negative, got {seconds!r}")
+        with self._lock:
+            self.sleeps.append(seconds)
+            self._now += seconds
 
 
 class SimTime:

@@ -5,6 +5,9 @@ deferral, apache/airflow#46863): an async connection look-up (never the sync one
 the triggerer's event loop), the same :class:`~airflow_provider_norce.connection.NorceConnectionConfig`
 validation as the hook, and :class:`~airflow_provider_norce.hooks.async_client.NorceAsyncClient` for HTTP.
 
+Its rounds, deadline and sleeps are :func:`~airflow_provider_norce.connect.job_wait.wait_flow`, the very
+flow a task's :func:`~airflow_provider_norce.connect.jobs.wait_for_jobs` drives; only the I/O differs.
+
 It only reads ``Job/Get`` and ``Job/GetLog``, so running it twice (a triggerer restart, a second
 triggerer picking it up) changes nothing in Norce. Its deadline is absolute (``end_time``, epoch
 seconds) and serialized, so a restarted trigger does not start its timeout afresh.
@@ -18,11 +21,15 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.triggers.base import BaseTrigger, TriggerEvent
 
-from airflow_provider_norce.connect.jobs import JobStatus
+from airflow_provider_norce.connect.job_wait import Done, GetJob, GetLog, TimedOut, wait_flow
+from airflow_provider_norce.connect.jobs import unsuccessful
+from airflow_provider_norce.flows import drive_async
 
 if TYPE_CHECKING:
-    from collections.abc import AsyncIterator
+    import logging
+    from collections.abc import AsyncIterator, Awaitable, Callable
 
+    from airflow_provider_norce.connect.job_wait import Step
     from airflow_provider_norce.connection import NorceConnectionConfig
     from airflow_provider_norce.hooks.async_client import NorceAsyncClient
 
@@ -31,9 +38,11 @@ class NorceJobTrigger(BaseTrigger):
     """Polls Norce Connect until every job is finished (or the deadline passes); yields ONE event.
 
     The event: ``{"status": "success" | "failed" | "timeout" | "error", "jobs": {job_id: summary},
-    "message": str}``. ``failed`` means at least one job ended Failed (3) or Validation failed (4). Every
-    finished job's summary carries the counts and first Error and Warning lines of its log, a Succeeded
-    one's too (Norce skips rows and still says Succeeded). Whether a Validation failed job is acceptable
+    "message": str}``. ``failed`` means at least one job did not end Succeeded (2): Failed (3),
+    Validation failed (4) or a status nobody documented, by
+    :func:`~airflow_provider_norce.connect.jobs.unsuccessful`, the rule tasks judge by. Every finished
+    job's summary carries the counts and first Error and Warning lines of its log, a Succeeded one's too
+    (Norce skips rows and still says Succeeded). Whether a Validation failed job is acceptable
     is the caller's decision (``allow_validation_failures``), so the trigger reports and never judges.
 
     :param norce_conn_id: the Airflow connection (type ``norce``).
@@ -122,44 +131,63 @@ class NorceJobTrigger(BaseTrigger):
         return NorceAsyncClient(config)
 
     async def _wait(self, client: NorceAsyncClient, jobs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-        pending = list(self.job_ids)
-        while True:
-            still_running = []
-            for job_id in pending:
-                state = await client.job_state(job_id)
-                log = await client.job_log(job_id) if state.is_finished else None
-                jobs[job_id] = state.summary(log)
-                if not state.is_finished:
-                    still_running.append(job_id)
-            pending = still_running
-            if not pending:
-                ordered = {job_id: jobs[job_id] for job_id in self.job_ids}
-                bad = [j for j, s in ordered.items() if s["status_id"] != JobStatus.SUCCEEDED]
-                if bad:
-                    return {
-                        "status": "failed",
-                        "jobs": ordered,
-                        "message": f"{len(bad)} of {len(ordered)} Norce Connect job(s) did not succeed: "
-                        + ", ".join(f"{j} ({ordered[j]['status']})" for j in bad),
-                    }
-                return {
-                    "status": "success",
-                    "jobs": ordered,
-                    "message": f"{len(ordered)} Norce Connect job(s) succeeded",
-                }
-            remaining = None if self.end_time is None else self.end_time - time.time()
-            if remaining is not None and remaining <= 0:
-                return {
-                    "status": "timeout",
-                    "jobs": {job_id: jobs[job_id] for job_id in self.job_ids},
-                    "message": f"Norce Connect job(s) {', '.join(pending)} still running after the "
-                    f"{self.timeout} s timeout; they keep running in Norce",
-                }
-            self.log.info(
-                "Norce Connect job(s) %s still running; next check in %.1f s",
-                ", ".join(pending),
-                self.poll_interval,
-            )
-            await asyncio.sleep(
-                self.poll_interval if remaining is None else min(self.poll_interval, remaining)
-            )
+        """Wait on wall time (``end_time`` is epoch seconds) and build the one event."""
+        outcome = await wait_for_jobs_async(
+            client,
+            self.job_ids,
+            poll_interval=self.poll_interval,
+            end_time=self.end_time,
+            logger=self.log,
+            seen=jobs,
+        )
+        return job_event(outcome, self.timeout)
+
+
+async def wait_for_jobs_async(
+    client: NorceAsyncClient,
+    job_ids: list[str],
+    *,
+    poll_interval: float,
+    end_time: float | None,
+    logger: logging.Logger | Any,
+    seen: dict[str, dict[str, Any]] | None = None,
+    now: Callable[[], float] = time.time,
+    sleep: Callable[[float], Awaitable[Any]] = asyncio.sleep,
+) -> Done | TimedOut:
+    """The async driver of :func:`~airflow_provider_norce.connect.job_wait.wait_flow`: the same rounds,
+    deadline and sleeps as a task's :func:`~airflow_provider_norce.connect.jobs.wait_for_jobs`, with
+    ``client`` reading and ``sleep`` waiting. ``end_time`` is read on ``now`` (wall time by default)."""
+
+    async def do(step: Step) -> Any:
+        if isinstance(step, GetJob):
+            return await client.job_state(step.job_id)
+        if isinstance(step, GetLog):
+            return await client.job_log(step.job_id)
+        logger.info(step.message)
+        await sleep(step.seconds)
+        return None
+
+    flow = wait_flow(job_ids, poll_interval=poll_interval, deadline=end_time, now=now, seen=seen)
+    return await drive_async(flow, do)
+
+
+def job_event(outcome: Done | TimedOut, timeout: float | None) -> dict[str, Any]:
+    """The trigger's event for an outcome: ``timeout``, or ``failed`` when a job did not succeed by
+    :func:`~airflow_provider_norce.connect.jobs.unsuccessful` (the rule tasks judge by), else ``success``."""
+    if isinstance(outcome, TimedOut):
+        return {
+            "status": "timeout",
+            "jobs": outcome.jobs,
+            "message": f"Norce Connect job(s) {', '.join(outcome.pending)} still running after the "
+            f"{timeout} s timeout; they keep running in Norce",
+        }
+    jobs = outcome.jobs
+    bad = unsuccessful(jobs)
+    if bad:
+        return {
+            "status": "failed",
+            "jobs": jobs,
+            "message": f"{len(bad)} of {len(jobs)} Norce Connect job(s) did not succeed: "
+            + ", ".join(f"{j} ({jobs[j]['status']})" for j in bad),
+        }
+    return {"status": "success", "jobs": jobs, "message": f"{len(jobs)} Norce Connect job(s) succeeded"}

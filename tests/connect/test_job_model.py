@@ -18,6 +18,7 @@ from airflow_provider_norce.connect.jobs import (
     judge_jobs,
     known_import_method,
     status_label,
+    unsuccessful,
 )
 from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError
 
@@ -96,6 +97,25 @@ def test_check_jobs_verdicts():
         NorceJobError, match=r"1 of 2 job\(s\) did not succeed: job 3 ended Failed .*Row 1: boom"
     ):
         check_jobs({"1": ok, "3": failed}, allow_validation_failures=True)
+
+
+def test_one_verdict_for_trigger_events_and_task_judging():
+    """``unsuccessful`` is the rule: the trigger asks it with the defaults, ``check_jobs`` with the task's
+    arguments; an undocumented end state is never a success."""
+    jobs = {
+        "1": {"status_id": 2, "row_errors": 0},
+        "2": {"status_id": 2, "row_errors": 3},
+        "3": {"status_id": 3},
+        "4": {"status_id": 4},
+        "9": {"status_id": 9},
+    }
+    assert unsuccessful(jobs) == ["3", "4", "9"]
+    assert unsuccessful(jobs, allow_validation_failures=True) == ["3", "9"]
+    assert unsuccessful(jobs, fail_on_row_errors=True) == ["2", "3", "4", "9"]
+    with pytest.raises(
+        NorceJobError, match=r"3 of 5 job\(s\) did not succeed: job 3 ended Failed.*job 9 ended"
+    ):
+        check_jobs(jobs)
 
 
 def test_import_answer():

@@ -1,7 +1,10 @@
 """A Connect job can end Succeeded with rows Norce did not import (Error lines in Job/GetLog) or imported in
 part (Warning lines). Norce calls the job a success, so nothing fails by default; every path (operator in a
 worker, operator deferred, sensor) logs the lines, counts them in its XCom and fails only with
-``fail_on_row_errors=True``. Against the simulator: a stock row for an unknown SKU is "not imported"."""
+``fail_on_row_errors=True``. Against the simulator: a stock row for an unknown SKU is "not imported".
+
+The simulator's jobs take no time here (``job_duration=0``): they end as they are posted, so every wait
+below ends at its first round and nothing sleeps. Waiting itself is tested in ``test_job_wait_drivers.py``."""
 
 from __future__ import annotations
 
@@ -19,7 +22,7 @@ from airflow_provider_norce.exceptions import NorceJobError
 from airflow_provider_norce.operators.connect import NorceConnectImportOperator
 from airflow_provider_norce.sensors.norce import NorceJobSensor
 
-pytestmark = pytest.mark.norce_simulator(job_duration=0.2)
+pytestmark = pytest.mark.norce_simulator(job_duration=0)
 ITEMS = [onhand("100001", 5), onhand("999999", 7), onhand("100002", 6)]
 
 
@@ -98,12 +101,7 @@ def test_deferred_operator_sees_the_same_row_errors(sim):
 def test_sensor_counts_row_errors_and_fails_only_when_asked(sim):
     job_ids = post_jobs(ITEMS)
     sensor = NorceJobSensor(task_id="wait", job_ids=job_ids, deferrable=False, poke_interval=0.05, timeout=10)
-    result = None
-    for _ in range(200):
-        result = sensor.poke({})
-        if result.is_done:
-            break
-        __import__("time").sleep(0.05)
+    result = sensor.poke({})
     assert result.is_done and result.xcom_value["row_errors"] == 1
     strict = NorceJobSensor(task_id="wait2", job_ids=job_ids, deferrable=False, fail_on_row_errors=True)
     with pytest.raises(NorceJobError, match="not imported"):

@@ -21,7 +21,8 @@ import requests
 from norce_wire import BASE, TOKEN_URL, WIRE_EPOCH, token_body
 
 from airflow_provider_norce.exceptions import NorceAPIError, NorceError
-from airflow_provider_norce.retries.attempt import Answer, Call, GetToken, Renew, Send, drive
+from airflow_provider_norce.flows import drive
+from airflow_provider_norce.retries.attempt import Answer, Call, GetToken, Renew, Send, attempt
 from airflow_provider_norce.retries.policy import RetryPolicy
 from airflow_provider_norce.simulator.clock import FakeClock
 from airflow_provider_norce.tokens.cache import TokenCache
@@ -126,7 +127,7 @@ def run_flow(replies: list[Reply]) -> Seen:
 
     def run() -> Any:
         try:
-            return policy.retrying(sleep=seen.waits.append)(drive, call, do)[1]
+            return policy.retrying(sleep=seen.waits.append)(lambda: drive(attempt(call), do))[1]
         except NorceAPIError as err:
             raise final(err, "norce_default") from None
 
@@ -184,7 +185,7 @@ def run_sync(requests_mock: Any, hook_factory: Any, replies: list[Reply]) -> See
 # -- the async client on httpx's MockTransport ---------------------------------------------------------
 
 
-def run_async(requests_mock: Any, hook_factory: Any, replies: list[Reply], monkeypatch: Any) -> Seen:
+def run_async(requests_mock: Any, hook_factory: Any, replies: list[Reply]) -> Seen:
     from airflow_provider_norce.hooks.async_client import NorceAsyncClient
 
     seen = Seen()
@@ -198,10 +199,9 @@ def run_async(requests_mock: Any, hook_factory: Any, replies: list[Reply], monke
             raise getattr(httpx, reply.fail)(reply.fail, request=request)
         return httpx.Response(reply.status, content=body(reply), headers=reply.headers)
 
-    async def recorded_sleep(seconds: float, *args: Any, **kwargs: Any) -> None:
+    async def recorded_sleep(seconds: float) -> None:
         seen.waits.append(seconds)
 
-    monkeypatch.setattr(asyncio, "sleep", recorded_sleep)
     clock = FakeClock(start=WIRE_EPOCH)
     hook = hook_factory(
         token_cache=dropped_tokens(TokenCache(clock=clock), seen),
@@ -211,22 +211,21 @@ def run_async(requests_mock: Any, hook_factory: Any, replies: list[Reply], monke
 
     async def call() -> Any:
         client = httpx.AsyncClient(transport=httpx.MockTransport(api))
-        async with NorceAsyncClient(hook.config, hook=hook, client=client) as norce:
+        async with NorceAsyncClient(hook.config, hook=hook, client=client, sleep=recorded_sleep) as norce:
             result = await norce.get_json(URL)
         await client.aclose()
         return result
 
     seen.outcome = outcome_of(lambda: asyncio.run(call()))
-    monkeypatch.undo()
     return seen
 
 
 @pytest.mark.parametrize("case", list(CASES))
-def test_sync_and_async_drivers_decide_alike(case, requests_mock, hook_factory, monkeypatch):
+def test_sync_and_async_drivers_decide_alike(case, requests_mock, hook_factory):
     replies = CASES[case]
     expected = run_flow(replies)
     sync = run_sync(requests_mock, hook_factory, replies)
-    asynchronous = run_async(requests_mock, hook_factory, replies, monkeypatch)
+    asynchronous = run_async(requests_mock, hook_factory, replies)
     assert sync == expected
     assert asynchronous == expected
 
