@@ -23,32 +23,33 @@ from airflow.providers.common.compat.sdk import BaseHook
 from requests.auth import AuthBase
 
 from airflow_provider_norce.connection import NorceConnectionConfig, canonical_origin
-from airflow_provider_norce.exceptions import NorceAPIError, NorceAuthError, NorceError, excerpt
+from airflow_provider_norce.exceptions import (
+    NorceAPIError,
+    NorceAuthError,
+    NorceError,
+    NorceRateLimitError,
+    excerpt,
+)
 from airflow_provider_norce.flows import drive
 from airflow_provider_norce.retries.answers import (
-    api_error,
     final,
     mark_retries_spent,
-    refused_redirect,
-    reworded,
     shown_link,
     strip_query,
     transport_error,
 )
 from airflow_provider_norce.retries.attempt import Answer, Call, Renew, Result, Send, Step, attempt
 from airflow_provider_norce.retries.policy import RetryPolicy
+from airflow_provider_norce.tokens import endpoint
 from airflow_provider_norce.tokens.cache import (
     MASKED_TOKENS,
     PROCESS_TOKEN_CACHE,
     WORKING_SCOPES,
-    BadTokenAnswer,
     NoteRateLimited,
     Reserve,
     SharedTokenStore,
     Token,
     TokenCache,
-    scrub_secret,
-    token_from_response,
     token_key,
 )
 
@@ -59,16 +60,6 @@ log = logging.getLogger(__name__)
 
 #: The cheap authenticated call ``test_connection`` makes (Norce's Postman examples use it).
 TEST_ENDPOINT = "commerce/metadata/1.1/GetApplication"
-OAUTH_ERRORS_NEEDING_A_HUMAN = {
-    "invalid_client": "the client id or secret is wrong, or the OAuth user was removed in Norce Admin; "
-    "check the connection's Client ID (login) and Client Secret (password) against the OAuth user in Norce "
-    "Admin (Settings > Users > OAUTH), and create a new secret there if it was lost",
-    "unauthorized_client": "the OAuth user may not use the client-credentials grant; ask an administrator to "
-    "allow it for this OAuth user in Norce Admin (Settings > Users > OAUTH), or use a client that has it",
-    "invalid_scope": "the scope is not one this OAuth user may ask for",
-    "invalid_request": "the token request was malformed",
-    "unsupported_grant_type": "the token endpoint does not accept client_credentials",
-}
 
 
 class NorceHook(BaseHook):
@@ -274,7 +265,8 @@ class NorceHook(BaseHook):
         return token
 
     def _fetch_token(self, reserve: Reserve, note_rate_limited: NoteRateLimited, scope: str) -> Token:
-        """One token from Norce, exactly as its page shows: a form-encoded POST, credentials in the body."""
+        """One token from Norce (:mod:`~airflow_provider_norce.tokens.endpoint` reads the answer), within a
+        slot of the token-request limiter and the token endpoint's retry policy."""
         config = self.config
         policy = self.retry_policy.for_token_endpoint()
         waited = 0.0
@@ -283,13 +275,7 @@ class NorceHook(BaseHook):
             nonlocal waited
             wait = reserve(max(0.0, policy.max_wait - waited))
             if wait is None:
-                raise NorceAPIError(
-                    f"Norce connection {config.conn_id!r}: no token request slot within the retry budget "
-                    f"({policy.max_wait:.0f} s) for {config.token_url}: this machine's tasks spent Norce's "
-                    "3 token requests a minute per IP address, or Norce answered 429 with a longer "
-                    "Retry-After. The task's retry will get one; or raise the connection's max_retry_wait",
-                    status_code=429,
-                )
+                raise endpoint.no_slot(config, policy.max_wait)
             if wait > 0:
                 log.warning("Norce token request limit: waiting %.1f s for a free slot", wait)
                 self._sleep(wait)
@@ -297,12 +283,7 @@ class NorceHook(BaseHook):
             try:
                 response = self.get_conn().post(
                     config.token_url,
-                    data={
-                        "grant_type": "client_credentials",
-                        "client_id": config.client_id,
-                        "client_secret": config.client_secret,
-                        "scope": scope,
-                    },
+                    data=endpoint.token_form(config, scope),
                     headers={"Accept": "application/json", "ApplicationId": None},
                     auth=_NoAuth(),
                     timeout=self.request_timeout,
@@ -310,40 +291,13 @@ class NorceHook(BaseHook):
                 )
             except requests.RequestException as err:
                 raise _transport_error("POST", config.token_url, err, changes_nothing=True) from None
-            if response.status_code == 429:
-                error = api_error("POST", config.token_url, 429, response.headers.get("Retry-After"), None)
-                note_rate_limited(error.retry_after)
-                raise error
-            if response.status_code >= 500:
-                body = scrub_secret(response.content.decode("utf-8", errors="replace"), config.client_secret)
-                error = api_error("POST", config.token_url, response.status_code, None, body)
-                error.retryable = True  # a token request changes nothing: repeating it is safe
-                raise error
-            if 300 <= response.status_code < 400:
-                raise refused_redirect(
-                    config.conn_id,
-                    "POST",
-                    config.token_url,
-                    response.status_code,
-                    response.headers.get("Location"),
-                )
-            if response.status_code != 200:
-                raise self._auth_error(response, scope)
             try:
-                try:
-                    payload = response.json()
-                except ValueError:
-                    raise BadTokenAnswer("its body is not JSON") from None
-                token = token_from_response(payload, self.token_cache.clock())
-            except BadTokenAnswer as err:
-                raise NorceAuthError(
-                    f"Norce connection {config.conn_id!r}: the token endpoint {config.token_url} answered "
-                    f"200 without a usable access_token: {err} ({excerpt(_redacted_body(response), 120)}); "
-                    "nothing was sent with it. Check that the connection's host or base_url points at "
-                    "Norce's identity service and not at a proxy or portal page, then retry the task.",
-                    conn_id=config.conn_id,
-                    status_code=200,
-                ) from None
+                token = endpoint.token_from_answer(
+                    config, scope, Answer.of(response), self.token_cache.clock()
+                )
+            except NorceRateLimitError as err:
+                note_rate_limited(err.retry_after)
+                raise
             return self._handed_out(token)  # masked before it is saved or used anywhere
 
         try:
@@ -351,63 +305,9 @@ class NorceHook(BaseHook):
         except NorceAPIError as err:
             # The token request spent its own retries: the API call around it (sync or async) ends now
             # with this error instead of retrying it again (no max_attempts x max_attempts requests).
-            raise mark_retries_spent(self._token_request_failed(err)) from None
+            raise mark_retries_spent(endpoint.request_failed(config, err)) from None
         except NorceError as err:
             raise mark_retries_spent(err) from None
-
-    def _token_request_failed(self, err: NorceAPIError) -> NorceAPIError:
-        """The token endpoint's failure, naming the connection and what to do; same status and flags."""
-        config = self.config
-        if err.url != config.token_url:
-            return err  # already says it (no slot within the budget)
-        if err.status_code == 429:
-            hint = (
-                "Norce admits 3 token requests a minute per IP address and other clients behind this address "
-                "are using them; the task's retry asks again, and with the connection's token_cache 'machine' "
-                "the tasks of a worker share one token"
-            )
-        else:
-            hint = (
-                "Norce's identity service did not give a token; the task's retry asks again. If it persists, "
-                "check Norce's status and the connection's host, base_url and proxy settings"
-            )
-        text = Exception.__str__(err)  # "gave up after" travels as gave_up_after and ends the message
-        return reworded(
-            err,
-            f"Norce connection {config.conn_id!r}: no access token from {config.token_url}: {text}; {hint}.",
-        )
-
-    def _auth_error(self, response: requests.Response, scope: str) -> NorceAuthError:
-        """The error for a refused token request; nothing the server echoed of the form (the secret) shows."""
-        config = self.config
-
-        def scrubbed(text: str) -> str:
-            return scrub_secret(text, config.client_secret)
-
-        try:
-            body = response.json()
-            code = scrubbed(str(body.get("error") or ""))
-            description = scrubbed(str(body.get("error_description") or "")).strip().rstrip(".")
-        except (ValueError, AttributeError):
-            text = response.content.decode("utf-8", errors="replace")
-            code, description = "", excerpt(scrubbed(text), 120)
-        hint = OAUTH_ERRORS_NEEDING_A_HUMAN.get(code, "check the connection's credentials")
-        message = (
-            f"Norce connection {config.conn_id!r}: the token endpoint {config.token_url} refused client "
-            f"{config.client_id!r} with {response.status_code} {code or '(no error code)'}"
-            f"{': ' + description if description else ''}; {hint}."
-        )
-        if code == "invalid_scope":
-            from airflow_provider_norce.connection import SCOPE_ALTERNATIVES
-
-            others = SCOPE_ALTERNATIVES.get(scope, ())
-            message += f" The connection asked for scope {scope!r}"
-            if others:
-                message += f"; Norce's material also spells it {', '.join(repr(o) for o in others)}"
-            message += ": set the extra 'scope' to the one your OAuth user was granted."
-        return NorceAuthError(
-            scrubbed(message), conn_id=config.conn_id, error=code or None, status_code=response.status_code
-        )
 
     # -- requests --------------------------------------------------------------------------------
 
@@ -748,11 +648,6 @@ def _unknown_connection(conn_id: str) -> NorceError:
         "environment, or one it could not read: see Airflow's error above); create or fix a connection of "
         f"type norce with this id (Admin > Connections, or the variable {env}), or fix norce_conn_id",
     )
-
-
-def _redacted_body(response: requests.Response) -> str:
-    """A 200 token answer without a usable token may still hold one: never echo it."""
-    return f"{len(response.content)} bytes, content type {response.headers.get('Content-Type')!r}"
 
 
 def _mask(secret: str) -> None:

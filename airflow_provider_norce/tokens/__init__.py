@@ -1,2 +1,3 @@
-"""Tokens: how long they live and where they are kept (:mod:`.cache`), which store is shared beyond one
-process (:mod:`.store`), and the machine-wide store (:mod:`.machine_store`). Import-free on purpose."""
+"""Tokens: what Norce's token endpoint takes and what its answers mean (:mod:`.endpoint`), how long tokens
+live and how often one may be asked for (:mod:`.cache`), which store is shared beyond one process
+(:mod:`.store`), and the machine-wide store (:mod:`.machine_store`). Import-free on purpose."""
