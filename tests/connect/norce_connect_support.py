@@ -13,6 +13,11 @@ from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE
 CONN_ID = "norce_default"
 
 
+#: How long a job of the fake-clock simulator (``clocked_sim``) runs, in simulator seconds: they pass only
+#: when a test advances the clock.
+JOB_SECONDS = 60.0
+
+
 class DictStateStore:
     """The shape of Airflow 3.3's ``context["task_state_store"]`` (get/set/delete), kept in a dict.
 

@@ -7,30 +7,21 @@ so "still running at the first poke" holds however slow the machine, and nothing
 from __future__ import annotations
 
 import pytest
-from norce_connect_support import onhand, post_jobs, post_unchecked, use_simulator
+from norce_connect_support import JOB_SECONDS, onhand, post_jobs, post_unchecked
 
 from airflow_provider_norce.exceptions import NorceJobError
 from airflow_provider_norce.sensors.norce import NorceJobSensor
 from airflow_provider_norce.simulator.clock import FakeClock
 
-JOB_SECONDS = 60.0  # simulator seconds; they pass only when a test advances the clock
+
+@pytest.fixture
+def clock(job_clock: FakeClock) -> FakeClock:
+    return job_clock
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def sim(clock, monkeypatch):
-    from airflow_provider_norce.simulator.server import NorceSimulator
-
-    sim = NorceSimulator(job_duration=JOB_SECONDS, clock=clock).start()
-    try:
-        use_simulator(monkeypatch, sim)
-        yield sim
-    finally:
-        sim.stop()
+def sim(clocked_sim):
+    return clocked_sim
 
 
 def sensor(job_ids, **kwargs) -> NorceJobSensor:

@@ -14,37 +14,28 @@ import time
 
 import pytest
 from norce_connect_support import (
+    JOB_SECONDS,
     imports,
     onhand,
     post_jobs,
     post_unchecked,
     rebuild_trigger,
     run_trigger,
-    use_simulator,
 )
 
 from airflow_provider_norce.exceptions import NorceError
 from airflow_provider_norce.simulator.clock import FakeClock
 from airflow_provider_norce.triggers.norce import NorceJobTrigger
 
-JOB_SECONDS = 60.0  # simulator seconds; they pass only when a test advances the clock
+
+@pytest.fixture
+def clock(job_clock: FakeClock) -> FakeClock:
+    return job_clock
 
 
 @pytest.fixture
-def clock() -> FakeClock:
-    return FakeClock()
-
-
-@pytest.fixture
-def sim(clock, monkeypatch):
-    from airflow_provider_norce.simulator.server import NorceSimulator
-
-    sim = NorceSimulator(job_duration=JOB_SECONDS, clock=clock).start()
-    try:
-        use_simulator(monkeypatch, sim)
-        yield sim
-    finally:
-        sim.stop()
+def sim(clocked_sim):
+    return clocked_sim
 
 
 @pytest.fixture
