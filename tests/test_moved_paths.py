@@ -15,7 +15,11 @@ import pytest
 
 MOVED = [
     ("airflow_provider_norce.export_files", "write_rows_atomically", "airflow_provider_norce.query.files"),
-    ("airflow_provider_norce.task_retry", "NorceTaskRetryPolicy", "airflow_provider_norce.retries.task_policy"),
+    (
+        "airflow_provider_norce.task_retry",
+        "NorceTaskRetryPolicy",
+        "airflow_provider_norce.retries.task_policy",
+    ),
     ("airflow_provider_norce.testing", "NorceSimulator", "airflow_provider_norce.simulator.server"),
 ]
 
@@ -23,7 +27,9 @@ MOVED = [
 @pytest.mark.parametrize(("old", "name", "new"), MOVED)
 def test_old_path_gives_the_new_object_with_a_warning(old: str, name: str, new: str) -> None:
     if new.endswith("task_policy"):
-        pytest.importorskip("airflow.sdk.definitions.retry_policy", reason="task retry policies need Airflow 3.3")
+        pytest.importorskip(
+            "airflow.sdk.definitions.retry_policy", reason="task retry policies need Airflow 3.3"
+        )
     target = getattr(importlib.import_module(new), name)  # first: Airflow's import re-routes warnings
     sys.modules.pop(old, None)
     with pytest.warns(DeprecationWarning, match=new.rsplit(".", 1)[0]):

@@ -85,7 +85,8 @@ with DAG(
         entity="Orders/Orders",  # the default
         destination="{{ params.output_dir }}/orders/{{ ds }}.jsonl",  # or "s3://aws_default@bucket/orders/..."
         file_format="jsonl",  # or "csv"
-        outlets=[Asset(name="norce_orders", uri="file:///data/norce/orders")],
+        # one Asset name means one URI in all DAGs: Airflow deactivates a name reused with another URI
+        outlets=[Asset(name="norce_orders_daily", uri="file:///data/norce/orders")],
     )
     # [END query_export]
 
