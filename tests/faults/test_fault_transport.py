@@ -36,6 +36,9 @@ _DATES = itertools.count()
 UTC = dt.timezone.utc
 #: Extras of every test: a small retry budget, short timeouts, this process's token cache only.
 EXTRAS: dict[str, Any] = {"token_cache": "process", "max_attempts": 4, "max_retry_wait": 8, "timeout": 2}
+#: Seconds a ``timeout`` fault holds a request open: far beyond every client timeout here, so the client
+#: always gives up first however loaded the machine (the simulator ends the hold when it stops).
+HELD = 60.0
 
 
 @pytest.fixture
@@ -273,7 +276,7 @@ TRANSIENT_GET_FAULTS = {
     "502": ("502", {}),
     "503": ("503", {}),
     "504": ("504", {}),
-    "read-timeout": ("timeout", {"delay": 3}),
+    "read-timeout": ("timeout", {"delay": HELD}),
     "reset-before-processing": ("reset", {}),
     "reset-after-processing": ("reset", {"after_processing": True}),
     "drop": ("drop", {}),
@@ -321,8 +324,6 @@ def test_query_persistent_fault_fails_clearly_and_writes_no_partial_file(
 ):
     small_budget(monkeypatch, sim, timeout=1 if fault == "read-timeout" else 2)
     kind, kwargs = TRANSIENT_GET_FAULTS[fault]
-    if kind == "timeout":
-        kwargs = {"delay": 1.5}
     after_calls(monkeypatch, sim.query, "handle", 2, lambda: sim.add_fault("query", kind, **kwargs))
     destination = tmp_path / "skus.jsonl"
     if previous:
@@ -394,7 +395,7 @@ UNCERTAIN_POST_FAULTS = {
     "502": ("502", {}, False),
     "503": ("503", {}, False),
     "504-after-processing": ("504", {"after_processing": True}, True),
-    "read-timeout": ("timeout", {"delay": 3}, False),
+    "read-timeout": ("timeout", {"delay": HELD}, False),
     "reset-before-processing": ("reset", {}, False),
     "reset-after-processing": ("reset", {"after_processing": True}, True),
     "drop-after-processing": ("drop", {"after_processing": True}, True),

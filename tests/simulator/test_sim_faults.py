@@ -9,6 +9,9 @@ import requests
 
 PATH = "/commerce/metadata/1.1/GetApplication"
 QUERY = "/commerce/query/2.0/Orders/Orders"
+#: A hold far longer than any client timeout here, so a client always gives up first however loaded the
+#: machine; the simulator ends the hold when it stops, so no test waits for it.
+HELD = 60.0
 
 
 def test_429_fault_with_and_without_retry_after(make_sim):
@@ -81,7 +84,7 @@ def test_jobs_and_connect_endpoints(make_sim):
 def test_timeout_holds_then_closes(make_sim):
     sim, client = make_sim()
     client.token()
-    sim.add_fault("api", "timeout", count=1, delay=0.5)
+    sim.add_fault("api", "timeout", count=1, delay=HELD)  # released when the simulator stops
     with pytest.raises(requests.exceptions.ReadTimeout):
         client.get(PATH, timeout=0.1)
     fresh = requests.get(sim.base_url + PATH, headers=client.headers(), timeout=5)
@@ -119,7 +122,7 @@ def test_truncated_is_a_complete_200_with_broken_json(make_sim):
 def test_delay_adds_latency_before_the_fault(make_sim):
     sim, client = make_sim()
     client.token()
-    sim.add_fault("api", "503", count=1, delay=0.3)
+    sim.add_fault("api", "503", count=1, delay=HELD)
     with pytest.raises(requests.exceptions.ReadTimeout):
         client.get(PATH, timeout=0.05)
 
@@ -162,7 +165,7 @@ def test_after_processing_drop_and_timeout(make_sim):
     sim.add_fault("connect", "drop", count=1, after_processing=True)
     with pytest.raises((requests.exceptions.ChunkedEncodingError, requests.exceptions.ConnectionError)):
         client.import_("Product/ImportOnhands", [])
-    sim.add_fault("connect", "timeout", count=1, delay=0.3, after_processing=True)
+    sim.add_fault("connect", "timeout", count=1, delay=HELD, after_processing=True)
     with pytest.raises(requests.exceptions.ReadTimeout):
         client.session.post(
             sim.base_url + "/commerce/connect/4.0/Product/ImportOnhands",

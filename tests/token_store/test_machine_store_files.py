@@ -6,11 +6,11 @@ import fcntl
 import json
 import logging
 import os
-import time
 
 import pytest
 
 from airflow_provider_norce.exceptions import NorceAuthError, NorceError
+from airflow_provider_norce.simulator.clock import FakeClock
 from airflow_provider_norce.tokens.cache import Token, TokenCache, token_key
 from airflow_provider_norce.tokens.machine_store import (
     FileTokenStore,
@@ -24,12 +24,10 @@ KEY = token_key("https://acme.api-se.norce.tech/identity/1.0/connect/token", "cl
 OTHER_UID = 54321
 
 
-class Clock:
-    def __init__(self, now: float = 1_800_000_000.0) -> None:
-        self.now = now
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> FakeClock:
+    """The wall clock of the stores and caches of these tests (token expiry and the limiter)."""
+    return FakeClock(start=1_800_000_000.0)
 
 
 @pytest.fixture
@@ -40,30 +38,30 @@ def store_dir(tmp_path):
 
 
 @pytest.fixture
-def store(store_dir):
-    return FileTokenStore(store_dir)
+def store(store_dir, clock):
+    return FileTokenStore(store_dir, clock=clock)
 
 
-def token(name: str = "tok-1", lifetime: float = 600.0) -> Token:
-    now = time.time()
+def token(clock: FakeClock, name: str = "tok-1", lifetime: float = 600.0) -> Token:
+    now = clock()
     return Token(access_token=name, expires_at=now + lifetime, obtained_at=now)
 
 
-def fetcher(*names: str):
+def fetcher(clock: FakeClock, *names: str):
     """A fetch that hands out ``names`` in turn and records that it was called."""
     calls = []
 
     def fetch(reserve, note):
         assert reserve(0.0) == 0.0
         calls.append(1)
-        return token(names[len(calls) - 1])
+        return token(clock, names[len(calls) - 1])
 
     fetch.calls = calls
     return fetch
 
 
-def test_a_saved_token_round_trips_in_a_private_file(store, store_dir):
-    store.save(KEY, token("tok-1"))
+def test_a_saved_token_round_trips_in_a_private_file(store, store_dir, clock):
+    store.save(KEY, token(clock, "tok-1"))
     loaded = store.load(KEY)
     assert loaded is not None and loaded.access_token == "tok-1"
     st = os.stat(store_dir / f"{KEY}.token")
@@ -72,38 +70,38 @@ def test_a_saved_token_round_trips_in_a_private_file(store, store_dir):
 
 
 @pytest.mark.skipif(os.geteuid() != 0, reason="chown to another user needs root")
-def test_a_token_file_owned_by_another_user_is_ignored_and_replaced(store, store_dir, caplog):
-    store.save(KEY, token("planted"))
+def test_a_token_file_owned_by_another_user_is_ignored_and_replaced(store, store_dir, caplog, clock):
+    store.save(KEY, token(clock, "planted"))
     path = store_dir / f"{KEY}.token"
     os.chown(path, OTHER_UID, OTHER_UID)
     with caplog.at_level(logging.WARNING):
         assert store.load(KEY) is None
-    got = TokenCache().get(KEY, fetcher("fresh"), store)
+    got = TokenCache(clock=clock).get(KEY, fetcher(clock, "fresh"), store)
     assert got.access_token == "fresh"
     assert os.stat(path).st_uid == os.geteuid()
     assert store.load(KEY).access_token == "fresh"
 
 
-def test_a_token_file_readable_by_others_is_ignored_and_replaced(store, store_dir):
-    store.save(KEY, token("exposed"))
+def test_a_token_file_readable_by_others_is_ignored_and_replaced(store, store_dir, clock):
+    store.save(KEY, token(clock, "exposed"))
     path = store_dir / f"{KEY}.token"
     os.chmod(path, 0o644)
     assert store.load(KEY) is None
-    assert TokenCache().get(KEY, fetcher("fresh"), store).access_token == "fresh"
+    assert TokenCache(clock=clock).get(KEY, fetcher(clock, "fresh"), store).access_token == "fresh"
     assert os.stat(path).st_mode & 0o777 == 0o600
 
 
-def test_a_symlinked_or_hard_linked_token_file_is_ignored(store, store_dir, tmp_path):
+def test_a_symlinked_or_hard_linked_token_file_is_ignored(store, store_dir, tmp_path, clock):
     elsewhere = tmp_path / "elsewhere"
     elsewhere.mkdir(mode=0o700)
-    FileTokenStore(elsewhere).save(KEY, token("linked"))
+    FileTokenStore(elsewhere, clock=clock).save(KEY, token(clock, "linked"))
     target = elsewhere / f"{KEY}.token"
     path = store_dir / f"{KEY}.token"
     path.symlink_to(target)
     assert store.load(KEY) is None
     os.link(target, path)
     assert store.load(KEY) is None
-    store.save(KEY, token("own"))
+    store.save(KEY, token(clock, "own"))
     assert store.load(KEY).access_token == "own"
     assert json.loads(target.read_text())["access_token"] == "linked"  # the link was replaced, not its target
 
@@ -112,21 +110,21 @@ def test_a_symlinked_or_hard_linked_token_file_is_ignored(store, store_dir, tmp_
     "content",
     [b"", b"{not json", b"[]", b'{"v": 1}', b'{"v": 2, "access_token": "x"}', b"\xff" * 10],
 )
-def test_a_corrupt_token_file_is_ignored_and_replaced(store, store_dir, content):
+def test_a_corrupt_token_file_is_ignored_and_replaced(store, store_dir, content, clock):
     path = store_dir / f"{KEY}.token"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
     os.write(fd, content)
     os.close(fd)
     assert store.load(KEY) is None
-    assert TokenCache().get(KEY, fetcher("fresh"), store).access_token == "fresh"
+    assert TokenCache(clock=clock).get(KEY, fetcher(clock, "fresh"), store).access_token == "fresh"
     assert json.loads(path.read_text())["access_token"] == "fresh"
 
 
-def test_a_token_file_copied_to_another_key_is_not_served_to_it(store, store_dir):
+def test_a_token_file_copied_to_another_key_is_not_served_to_it(store, store_dir, clock):
     other = token_key(
         "https://acme.api-se.norce.tech/identity/1.0/connect/token", "client-2", "production", "s"
     )
-    store.save(KEY, token("client-1-token"))
+    store.save(KEY, token(clock, "client-1-token"))
     (store_dir / f"{other}.token").write_bytes((store_dir / f"{KEY}.token").read_bytes())
     os.chmod(store_dir / f"{other}.token", 0o600)
     assert store.load(other) is None
@@ -144,15 +142,15 @@ def test_keys_differ_by_client_scope_secret_and_endpoint():
     assert len(keys) == 5
 
 
-def test_discard_removes_only_the_refused_token(store):
-    store.save(KEY, token("new"))
+def test_discard_removes_only_the_refused_token(store, clock):
+    store.save(KEY, token(clock, "new"))
     store.discard(KEY, "old")  # a process still holding the old token must not drop its replacement
     assert store.load(KEY).access_token == "new"
     store.discard(KEY, "new")
     assert store.load(KEY) is None
 
 
-def test_a_warm_process_never_touches_the_store(store):
+def test_a_warm_process_never_touches_the_store(store, clock):
     class Counting(FileTokenStore):
         touched = 0
 
@@ -160,31 +158,30 @@ def test_a_warm_process_never_touches_the_store(store):
             Counting.touched += 1
             return super().locked(key)
 
-    counting = Counting(store.directory)
-    cache = TokenCache()
-    fetch = fetcher("only")
+    counting = Counting(store.directory, clock=clock)
+    cache = TokenCache(clock=clock)
+    fetch = fetcher(clock, "only")
     for _ in range(5):
         cache.get(KEY, fetch, counting)
     assert Counting.touched == 1 and len(fetch.calls) == 1
 
 
-def test_a_second_process_cache_reads_the_token_the_first_saved(store):
-    first = TokenCache().get(KEY, fetcher("shared"), store)
-    fetch = fetcher("never")
-    second = TokenCache().get(KEY, fetch, store)
+def test_a_second_process_cache_reads_the_token_the_first_saved(store, clock):
+    first = TokenCache(clock=clock).get(KEY, fetcher(clock, "shared"), store)
+    fetch = fetcher(clock, "never")
+    second = TokenCache(clock=clock).get(KEY, fetch, store)
     assert second.access_token == first.access_token and fetch.calls == []
 
 
-def test_a_token_due_for_renewal_is_fetched_again(store):
-    store.save(KEY, token("old", lifetime=30.0))  # renewed 3 s before expiry: not yet due
-    assert TokenCache().get(KEY, fetcher("x"), store).access_token == "old"
-    store.save(KEY, token("due", lifetime=0.5))
-    time.sleep(0.5)
-    assert TokenCache().get(KEY, fetcher("renewed"), store).access_token == "renewed"
+def test_a_token_due_for_renewal_is_fetched_again(store, clock):
+    store.save(KEY, token(clock, "old", lifetime=30.0))  # renewed 3 s (10 %) before expiry
+    clock.advance(26.9)
+    assert TokenCache(clock=clock).get(KEY, fetcher(clock, "x"), store).access_token == "old"
+    clock.advance(0.1)  # 27 s: due
+    assert TokenCache(clock=clock).get(KEY, fetcher(clock, "renewed"), store).access_token == "renewed"
 
 
-def test_the_limiter_is_one_budget_for_every_store_instance(store_dir):
-    clock = Clock()
+def test_the_limiter_is_one_budget_for_every_store_instance(store_dir, clock):
     a = FileTokenStore(store_dir, burst=2, rate_per_minute=60, clock=clock)
     b = FileTokenStore(store_dir, burst=2, rate_per_minute=60, clock=clock)
     assert a.reserve_token_request(10) == 0.0
@@ -192,14 +189,13 @@ def test_the_limiter_is_one_budget_for_every_store_instance(store_dir):
     assert a.reserve_token_request(10) == pytest.approx(1.0)  # the burst of 2 is spent, 1 a second
     assert b.reserve_token_request(10) == pytest.approx(2.0)
     assert a.reserve_token_request(1.5) is None  # beyond the caller's budget: no slot taken
-    clock.now += 2.0
+    clock.advance(2.0)
     b.note_rate_limited(30.0)  # Norce said 429: nobody on this machine asks for 30 s
     assert a.reserve_token_request(10) is None
     assert a.reserve_token_request(60) == pytest.approx(30.0)
 
 
-def test_a_corrupt_or_foreign_limiter_state_is_not_trusted(store_dir):
-    clock = Clock()
+def test_a_corrupt_or_foreign_limiter_state_is_not_trusted(store_dir, clock):
     state = store_dir / "limiter.state"
     state.write_text("garbage")
     os.chmod(state, 0o600)
@@ -357,13 +353,13 @@ def test_process_kind_bypasses_the_machine_store(norce_simulator, monkeypatch, s
     assert list(store_dir.glob("*.token")) == []
 
 
-def test_readers_do_not_queue_behind_the_lock_when_a_fresh_token_is_on_disk(store_dir):
-    store = FileTokenStore(store_dir, lock_timeout=0.2)
-    store.save(KEY, token("ready"))
+def test_readers_do_not_queue_behind_the_lock_when_a_fresh_token_is_on_disk(store_dir, clock):
+    store = FileTokenStore(store_dir, lock_timeout=0.2, clock=clock)  # the held lock is never released
+    store.save(KEY, token(clock, "ready"))
     with open(store_dir / f"{KEY}.lock", "wb") as held:
         os.chmod(held.name, 0o600)
         fcntl.flock(held, fcntl.LOCK_EX)  # a process is busy (say, discarding): readers still read
-        assert TokenCache().get(KEY, fetcher("never"), store).access_token == "ready"
-        store.save(KEY, token("due", lifetime=1.0))  # due soon: the reader must take the lock to fetch
+        assert TokenCache(clock=clock).get(KEY, fetcher(clock, "never"), store).access_token == "ready"
+        store.save(KEY, token(clock, "due", lifetime=1.0))  # due soon: the reader must take the lock to fetch
         with pytest.raises(NorceError, match="for more than"):
-            TokenCache().get(KEY, fetcher("blocked"), store)
+            TokenCache(clock=clock).get(KEY, fetcher(clock, "blocked"), store)

@@ -6,7 +6,12 @@ import json
 import os
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
 
 WORKER = str(Path(__file__).with_name("token_store_worker.py"))
 
@@ -68,3 +73,27 @@ def run_together(tasks: list[Task], timeout: float = 120.0) -> list[dict]:
     finally:
         for task in tasks:
             task.kill()
+
+
+def blocked_on(path: Path) -> set[int]:
+    """Pids of the processes the kernel has queued for a ``flock`` on ``path`` (``->`` in /proc/locks).
+
+    Why: a test that wants "every waiter is blocked on the lock" proves it instead of sleeping and hoping.
+    """
+    st = os.stat(path)
+    where = f"{os.major(st.st_dev):02x}:{os.minor(st.st_dev):02x}:{st.st_ino}"
+    pids = set()
+    for line in Path("/proc/locks").read_text().splitlines():
+        fields = line.split()
+        if len(fields) >= 7 and fields[1] == "->" and fields[2] == "FLOCK" and fields[6] == where:
+            pids.add(int(fields[5]))
+    return pids
+
+
+def wait_until(what: str, condition: Callable[[], bool], timeout: float = 60.0) -> None:
+    """Poll ``condition`` until true; ``timeout`` only bounds a hang, it never decides a pass."""
+    deadline = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > deadline:
+            raise AssertionError(f"{what}: not within {timeout:.0f} s")
+        time.sleep(0.01)

@@ -2,18 +2,33 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 from collections.abc import Callable, Iterator
 
 import pytest
-from norce_wire import SECRET, FakeClock
+from norce_wire import SECRET, WIRE_EPOCH
 
+from airflow_provider_norce.simulator.clock import FakeClock
 from airflow_provider_norce.tokens.cache import TokenCache
 
 
 @pytest.fixture
 def clock() -> FakeClock:
-    return FakeClock()
+    """The token cache's wall clock and the hook's sleep: every wait is recorded in ``clock.sleeps``."""
+    return FakeClock(start=WIRE_EPOCH)
+
+
+@pytest.fixture
+def async_sleeps(monkeypatch: pytest.MonkeyPatch) -> list[float]:
+    """``asyncio.sleep`` returns at once and records its wait here (the async client's retry waits)."""
+    waits: list[float] = []
+
+    async def recorded_sleep(seconds: float, *args: object, **kwargs: object) -> None:
+        waits.append(seconds)
+
+    monkeypatch.setattr(asyncio, "sleep", recorded_sleep)
+    return waits
 
 
 @pytest.fixture

@@ -6,14 +6,14 @@ Wire tests against requests-mock with the fake clock: they assert the waits the 
 
 from __future__ import annotations
 
-import asyncio
 import logging
 
 import pytest
 import requests
-from norce_wire import BASE, SECRET, TOKEN_URL, FakeClock, token_body
+from norce_wire import BASE, SECRET, TOKEN_URL, async_get_json, token_body
 
 from airflow_provider_norce.exceptions import NorceAPIError, NorceAuthError
+from airflow_provider_norce.simulator.clock import FakeClock
 from airflow_provider_norce.tokens.cache import TokenRequestLimiter
 
 ORDERS = f"{BASE}/commerce/query/2.0/Orders/Orders"
@@ -96,37 +96,21 @@ def test_refused_credentials_are_asked_once_per_call(requests_mock, hook_factory
     assert token.call_count == 1
 
 
-def test_async_client_does_not_retry_a_token_failure(requests_mock, hook_factory, clock, monkeypatch):
+def test_async_client_does_not_retry_a_token_failure(requests_mock, hook_factory, async_sleeps):
     import httpx
-
-    from airflow_provider_norce.hooks.async_client import NorceAsyncClient
 
     token = requests_mock.post(TOKEN_URL, status_code=503)
     api_calls: list[httpx.Request] = []
-    outer_sleeps: list[float] = []
-
-    async def no_sleep(seconds: float, *args: object, **kwargs: object) -> None:
-        outer_sleeps.append(seconds)
-
-    monkeypatch.setattr(asyncio, "sleep", no_sleep)
 
     def answer(request: httpx.Request) -> httpx.Response:
         api_calls.append(request)
         return httpx.Response(200, json={"value": []})
 
-    hook = hook_factory()
-
-    async def call() -> None:
-        client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
-        async with NorceAsyncClient(hook.config, hook=hook, client=client) as norce:
-            await norce.get_json(ORDERS)
-        await client.aclose()
-
     with pytest.raises(NorceAPIError) as info:
-        asyncio.run(call())
+        async_get_json(hook_factory(), answer, ORDERS)
     assert token.call_count == 6
     assert api_calls == []
-    assert outer_sleeps == []  # the async retry loop did not wait to repeat the token failure
+    assert async_sleeps == []  # the async retry loop did not wait to repeat the token failure
     assert "gave up after 6 attempts" in str(info.value)
 
 

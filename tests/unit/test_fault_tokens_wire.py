@@ -10,7 +10,7 @@ import uuid
 from urllib.parse import quote, quote_plus
 
 import pytest
-from norce_wire import BASE, SECRET, TOKEN_URL, token_body
+from norce_wire import BASE, SECRET, TOKEN_URL, async_get_json, token_body
 
 from airflow_provider_norce.exceptions import NorceAuthError, NorceError
 from airflow_provider_norce.tokens.cache import DEFAULT_LIFETIME, Token
@@ -479,17 +479,9 @@ def test_an_api_answer_that_echoes_the_token_never_puts_it_in_the_error(requests
 
 
 @pytest.mark.parametrize("kind", ["400-text", "200-envelope", "200-text"])
-def test_the_async_client_hides_an_echoed_token_alike(requests_mock, hook_factory, kind, monkeypatch):
-    import asyncio
-
+def test_the_async_client_hides_an_echoed_token_alike(requests_mock, hook_factory, kind, async_sleeps):
     import httpx
 
-    from airflow_provider_norce.hooks.async_client import NorceAsyncClient
-
-    async def no_sleep(seconds: float, *args: object, **kwargs: object) -> None:
-        return None
-
-    monkeypatch.setattr(asyncio, "sleep", no_sleep)
     requests_mock.post(TOKEN_URL, json=token_body(ECHOED_TOKEN))
     echo = _echo(kind)
 
@@ -498,16 +490,8 @@ def test_the_async_client_hides_an_echoed_token_alike(requests_mock, hook_factor
             return httpx.Response(int(echo["status_code"]), json=echo["json"])  # type: ignore[arg-type]
         return httpx.Response(int(echo["status_code"]), text=str(echo["text"]))  # type: ignore[arg-type]
 
-    hook = hook_factory()
-
-    async def call() -> None:
-        client = httpx.AsyncClient(transport=httpx.MockTransport(answer))
-        async with NorceAsyncClient(hook.config, hook=hook, client=client) as norce:
-            await norce.get_json(ORDERS)
-        await client.aclose()
-
     with pytest.raises(NorceError) as info:
-        asyncio.run(call())
+        async_get_json(hook_factory(), answer, ORDERS)
     shown = f"{info.value} {info.value!r} {getattr(info.value, 'body_excerpt', '')}"
     assert ECHOED_TOKEN not in shown
     assert "***" in shown

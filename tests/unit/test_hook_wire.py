@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import re
+import sys
 import threading
 import time
 from email.utils import formatdate
@@ -14,8 +15,11 @@ import requests
 from norce_wire import BASE, SECRET, TOKEN_URL, token_body
 
 from airflow_provider_norce.exceptions import NorceAPIError, NorceAuthError, NorceError, NorceRateLimitError
+from airflow_provider_norce.tokens.cache import TokenCache
 
 ORDERS = f"{BASE}/commerce/query/2.0/Orders/Orders"
+#: Seconds after which a wait that should end at once is a hang: it bounds, it never decides a pass.
+HANG_BOUND = 60.0
 
 
 def test_token_request_follows_the_norce_page(requests_mock, hook_factory):
@@ -91,35 +95,59 @@ def test_lifetime_falls_back_to_jwt_exp_then_default(requests_mock, hook_factory
     assert requests_mock.request_history[-1].headers["Authorization"] == "Bearer t2"
 
 
-def test_sixteen_threads_share_one_token_request(requests_mock, hook_factory):
-    gate = threading.Event()
+def _blocked_on_the_token_key(threads: list[threading.Thread]) -> list[threading.Thread]:
+    """The threads whose innermost Python frame is the token cache's per-key lock (blocked on it)."""
+    waiting_code = TokenCache._key_lock.__wrapped__.__code__  # type: ignore[attr-defined]
+    frames = sys._current_frames()
+    return [
+        t
+        for t in threads
+        if (frame := frames.get(t.ident or -1)) is not None and frame.f_code is waiting_code
+    ]
 
-    def slow_token(request, context):
-        gate.wait(1)  # hold the first request so the others pile up behind it
+
+def test_sixteen_threads_share_one_token_request(requests_mock, hook_factory):
+    """Single flight: the first fetch is held until the 15 other threads are proven blocked on the key.
+
+    No sleep decides it: the fake token endpoint waits (bounded only against a hang) until every other
+    thread's innermost frame is the cache's per-key lock, then answers; all 16 must get that one token.
+    """
+    threads: list[threading.Thread] = []
+
+    def token_when_all_wait(request, context):
+        others = [t for t in threads if t.ident != threading.get_ident()]
+        deadline = time.monotonic() + HANG_BOUND
+        while len(_blocked_on_the_token_key(others)) < len(others):
+            if time.monotonic() > deadline:
+                raise AssertionError(
+                    f"only {len(_blocked_on_the_token_key(others))} of {len(others)} threads queued on the "
+                    f"token key within {HANG_BOUND:.0f} s"
+                )
+            time.sleep(0.001)
         return token_body("shared")
 
-    token = requests_mock.post(TOKEN_URL, json=slow_token)
-    requests_mock.get(ORDERS, json={"value": []})
+    token = requests_mock.post(TOKEN_URL, json=token_when_all_wait)
     hook = hook_factory()
     barrier = threading.Barrier(16)
+    tokens: list[str] = []
     errors: list[BaseException] = []
 
     def call() -> None:
         try:
             barrier.wait()
-            hook.get_access_token()
+            tokens.append(hook.get_access_token())
         except BaseException as err:  # pragma: no cover - reported below
             errors.append(err)
 
-    threads = [threading.Thread(target=call) for _ in range(16)]
+    threads.extend(threading.Thread(target=call) for _ in range(16))
     for t in threads:
         t.start()
-    time.sleep(0.2)
-    gate.set()
     for t in threads:
-        t.join()
+        t.join(HANG_BOUND)
     assert not errors
+    assert not [t for t in threads if t.is_alive()]
     assert token.call_count == 1
+    assert tokens == ["shared"] * 16
 
 
 def test_401_renews_the_token_and_repeats_once(requests_mock, hook_factory):
@@ -156,7 +184,7 @@ def test_retry_after_seconds_is_honoured(requests_mock, hook_factory, clock):
 
 def test_retry_after_http_date_is_honoured(requests_mock, hook_factory, clock):
     requests_mock.post(TOKEN_URL, json=token_body())
-    when = formatdate(time.time() + 3, usegmt=True)
+    when = formatdate(time.time() + 120, usegmt=True)  # the hook reads an HTTP date by the real clock
     api = requests_mock.get(
         ORDERS, [{"status_code": 429, "headers": {"Retry-After": when}}, {"json": {"value": []}}]
     )
@@ -164,7 +192,7 @@ def test_retry_after_http_date_is_honoured(requests_mock, hook_factory, clock):
     hook.run("commerce/query/2.0/Orders/Orders")
     assert api.call_count == 2
     (wait,) = clock.sleeps
-    assert 1.0 <= wait <= 3.0  # the date has one-second resolution
+    assert 60.0 <= wait <= 120.0  # one-second resolution, and a minute's slack for a slow machine
 
 
 def test_429_without_retry_after_backs_off_exponentially(requests_mock, hook_factory, clock):

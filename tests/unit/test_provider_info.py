@@ -10,6 +10,8 @@ from pathlib import Path
 import jsonschema
 import pytest
 
+from airflow_provider_norce.connection import NorceConnectionConfig
+from airflow_provider_norce.exceptions import NorceConnectionConfigError
 from airflow_provider_norce.get_provider_info import CONN_FIELDS, UI_FIELD_BEHAVIOUR, get_provider_info
 
 
@@ -77,13 +79,66 @@ def test_legacy_widgets_match_declarative():
         assert field.kwargs["description"] == CONN_FIELDS[name]["description"]
 
 
-def test_extras_the_form_offers_are_the_ones_the_parser_reads():
-    import inspect
+#: A usable value of every form field that differs from what an empty field means.
+USABLE = {
+    "environment": "stage",
+    "region": "no",
+    "application_id": "43",
+    "platform": "storm",
+    "scope": "custom-scope",
+    "token_url": "https://identity.example.com/connect/token",
+    "base_url": "https://api.example.com",
+    "timeout": "7",
+    "max_attempts": "2",
+    "max_retry_wait": "9",
+    "token_cache": "process",
+    "verify": "false",
+}
+#: An unusable value of every form field the parser can refuse (a scope is any text Norce accepts).
+UNUSABLE = {
+    "environment": "moon",
+    "region": "no such region",
+    "application_id": "abc",
+    "platform": "nope",
+    "token_url": "ftp://identity.example.com/token",
+    "base_url": "ftp://api.example.com",
+    "timeout": "-1",
+    "max_attempts": "0",
+    "max_retry_wait": "-1",
+    "token_cache": "redis",
+    "verify": "maybe",
+}
 
-    from airflow_provider_norce import connection
 
-    source = inspect.getsource(connection.NorceConnectionConfig.from_connection) + inspect.getsource(
-        connection
+def _config(**extra: str) -> NorceConnectionConfig:
+    from airflow.models.connection import Connection
+
+    conn = Connection(
+        conn_id="norce_form",
+        conn_type="norce",
+        host="acme",
+        login="client-1",
+        password="s3cr3t",
+        extra=json.dumps({"application_id": "42", **extra}),
     )
-    for name in CONN_FIELDS:
-        assert f'"{name}"' in source, f"form field {name} is not read by the connection parser"
+    return NorceConnectionConfig.from_connection(conn)
+
+
+def test_the_tables_cover_every_form_field():
+    assert set(USABLE) == set(CONN_FIELDS)
+    assert set(UNUSABLE) == set(CONN_FIELDS) - {"scope"}
+
+
+@pytest.mark.parametrize("name", sorted(USABLE))
+def test_every_form_field_is_read_by_the_connection_parser(name):
+    """A form field the parser ignored would be a setting that silently does nothing."""
+    assert _config(**{name: USABLE[name]}) != _config(), (
+        f"form field {name} is not read by the connection parser"
+    )
+
+
+@pytest.mark.parametrize("name", sorted(UNUSABLE))
+def test_an_unusable_form_field_is_refused_by_name(name):
+    with pytest.raises(NorceConnectionConfigError) as err:
+        _config(**{name: UNUSABLE[name]})
+    assert (err.value.conn_id, err.value.field) == ("norce_form", name)

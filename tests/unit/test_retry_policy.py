@@ -5,10 +5,11 @@ from __future__ import annotations
 from email.utils import formatdate
 
 import pytest
-from norce_wire import FakeClock
 
 from airflow_provider_norce.exceptions import NorceAPIError
-from airflow_provider_norce.retries.policy import RetryPolicy, parse_retry_after, status_is_retryable
+from airflow_provider_norce.retries.answers import parse_retry_after, status_is_retryable
+from airflow_provider_norce.retries.policy import RetryPolicy
+from airflow_provider_norce.simulator.clock import FakeClock
 from airflow_provider_norce.tokens.cache import TokenRequestLimiter, token_from_response, token_key
 
 
