@@ -66,20 +66,40 @@ def test_connection_uri_carries_the_base_url(norce_simulator):
 
 
 def test_fixture_stops_the_simulator_and_registers_its_marker(pytester):
+    # After the fixture's teardown this process must no longer listen on the simulator's port, and the old URL
+    # must not reach that simulator. The port itself may be taken again at once by another pytest-xdist
+    # worker's server, so "a request there fails" would be a race: instead a refused connection or an answer
+    # that does not know the token this simulator issued (each simulator has its own token store) both pass.
     pytester.makepyfile(
         """
-        import pytest, requests
+        import psutil, pytest, requests
 
-        seen = []
+        seen = {}
 
         @pytest.mark.norce_simulator(orders=3)
         def test_uses_it(norce_simulator):
-            seen.append(norce_simulator.url)
+            form = {"grant_type": "client_credentials", "client_id": "sim-client",
+                    "client_secret": "sim-secret", "scope": "prod"}
+            token = requests.post(norce_simulator.sim.token_url, data=form, timeout=5)
+            assert token.status_code == 200
+            seen.update(url=norce_simulator.url, port=norce_simulator.sim.port,
+                        token=token.json()["access_token"])
             assert len(norce_simulator.sim.orders) == 3
+            assert reaches_the_same_simulator(seen["url"], seen["token"])
 
         def test_it_was_stopped():
-            with pytest.raises(requests.exceptions.ConnectionError):
-                requests.get(seen[0] + "/_sim/counters", timeout=2)
+            listening = {c.laddr.port for c in psutil.Process().net_connections(kind="tcp")
+                         if c.status == psutil.CONN_LISTEN and c.laddr}
+            assert seen["port"] not in listening
+            assert not reaches_the_same_simulator(seen["url"], seen["token"])
+
+        def reaches_the_same_simulator(url, token):
+            try:
+                answer = requests.get(url + "/_sim/tokens", timeout=5)
+                body = answer.json() if answer.status_code == 200 else None
+            except (requests.RequestException, ValueError):
+                return False
+            return isinstance(body, dict) and token in body.get("tokens", [])
         """
     )
     result = pytester.runpytest("--strict-markers")

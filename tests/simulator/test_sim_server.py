@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import http.client
 import socket
 import threading
 
+import psutil
 import pytest
 import requests
 
@@ -63,20 +65,54 @@ def test_keep_alive_reuses_one_connection(make_sim):
             assert b'"Id":1234,' in reader.read(length)
 
 
-def test_stop_closes_idle_keep_alive_connections_and_frees_the_port():
-    sim = NorceSimulator(orders=10).start()
-    port = sim.port
-    session = requests.Session()
-    assert session.get(sim.base_url + "/_sim/counters", timeout=5).status_code == 200
-    sim.stop()
-    sim.stop()  # idempotent
-    with pytest.raises(requests.exceptions.ConnectionError):
-        session.get(f"http://127.0.0.1:{port}/_sim/counters", timeout=2)
-    again = NorceSimulator(port=port, orders=10).start()
+def _listening_ports_of_this_process() -> set[int]:
+    """The TCP ports this process holds a listening socket on.
+
+    Why ask the OS about this process only: the suite runs on several pytest-xdist workers, each starting
+    simulators on ephemeral ports, so once our port is released another worker may bind it at any moment.
+    Whether the port is free says nothing about this simulator; whether this process still listens on it does.
+    """
+    return {
+        conn.laddr.port
+        for conn in psutil.Process().net_connections(kind="tcp")
+        if conn.status == psutil.CONN_LISTEN and conn.laddr
+    }
+
+
+def _reaches_the_simulator_that_issued(base_url: str, token: str) -> bool:
+    """Whether ``base_url`` still answers as the simulator that issued ``token``.
+
+    Every simulator has its own token store (and signing key), so ``/_sim/tokens`` of any other server on the
+    same port -- another worker's simulator, or something else entirely -- does not list ``token``. A refused
+    connection, an error or a foreign answer all mean: not this simulator.
+    """
     try:
-        assert again.port == port
+        answer = requests.get(base_url + "/_sim/tokens", timeout=5)
+        body = answer.json() if answer.status_code == 200 else None
+    except (requests.RequestException, ValueError):
+        return False
+    return isinstance(body, dict) and token in body.get("tokens", [])
+
+
+def test_stop_closes_idle_keep_alive_connections_and_releases_the_port(make_sim):
+    sim, client = make_sim(orders=10)
+    port, base_url, token = sim.port, sim.base_url, client.token()
+    idle = http.client.HTTPConnection(sim.host, port, timeout=5)
+    try:
+        idle.request("GET", "/_sim/counters")
+        answer = idle.getresponse()
+        assert answer.status == 200 and answer.read()
+        assert not answer.will_close, "the connection must stay open (keep-alive) to test its closing"
+        assert port in _listening_ports_of_this_process()
+        assert _reaches_the_simulator_that_issued(base_url, token)
+        sim.stop()
+        sim.stop()  # idempotent
+        assert idle.sock is not None
+        assert idle.sock.recv(1) == b"", "stop() closes an idle keep-alive connection: the client reads EOF"
     finally:
-        again.stop()
+        idle.close()
+    assert port not in _listening_ports_of_this_process(), "stop() closes the listening socket"
+    assert not _reaches_the_simulator_that_issued(base_url, token)
 
 
 def test_context_manager_and_double_start():
