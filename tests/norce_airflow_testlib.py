@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
 
 
 def load_dagbag(path: str) -> Any:
@@ -43,3 +46,23 @@ def use_mock_connection(monkeypatch: Any, secret: str) -> None:
     monkeypatch.setenv("AIRFLOW_CONN_NORCE_DEFAULT", json.dumps(conn))
     PROCESS_TOKEN_CACHE.clear()
     PROCESS_TOKEN_CACHE.limiter.tat = 0.0
+
+
+def mock_connection_for_a_test(monkeypatch: Any, secret: str) -> Iterator[None]:
+    """The body of a fixture (``yield from``): :func:`use_mock_connection` for one test, and the process token
+    cache emptied after it, so that no token of the mock host outlives the test."""
+    from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE
+
+    use_mock_connection(monkeypatch, secret)
+    yield
+    PROCESS_TOKEN_CACHE.clear()
+
+
+def mock_token_endpoint(requests_mock: Any, access_token: str) -> Any:
+    """The token endpoint of the requests-mock host ``acme`` (see :func:`use_mock_connection`) answering
+    ``access_token``, valid 600 s; returns the mock, for the test to add Norce's other endpoints."""
+    requests_mock.post(
+        "https://acme.api-se.norce.tech/identity/1.0/connect/token",
+        json={"access_token": access_token, "token_type": "Bearer", "expires_in": 600, "scope": "x"},
+    )
+    return requests_mock

@@ -9,10 +9,9 @@ import json
 import re
 
 import pytest
-from norce_airflow_testlib import use_mock_connection
+from norce_airflow_testlib import mock_connection_for_a_test, mock_token_endpoint
 
 from airflow_provider_norce.operators.connect import NorceConnectImportOperator
-from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE
 
 BASE = "https://acme.api-se.norce.tech"
 TOKEN_URL = f"{BASE}/identity/1.0/connect/token"
@@ -22,17 +21,12 @@ SECRET = "fault-import-client-secret"
 
 @pytest.fixture(autouse=True)
 def conn(monkeypatch):
-    use_mock_connection(monkeypatch, SECRET)
-    yield
-    PROCESS_TOKEN_CACHE.clear()
+    yield from mock_connection_for_a_test(monkeypatch, SECRET)
 
 
 @pytest.fixture
 def norce(requests_mock):
-    requests_mock.post(
-        TOKEN_URL,
-        json={"access_token": "tok-import", "token_type": "Bearer", "expires_in": 600, "scope": "x"},
-    )
+    mock_token_endpoint(requests_mock, "tok-import")
     jobs = iter(range(1000, 2000))
     requests_mock.post(CONNECT, json=lambda request, context: {"JobId": next(jobs)})
     requests_mock.get(CONNECT, json={"StatusId": 2, "IsFinished": True})  # Succeeded

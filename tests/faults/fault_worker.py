@@ -48,32 +48,15 @@ def fork_worker(dag: Any, logical_date: dt.datetime, conf: dict[str, Any], log_p
         os._exit(code)
 
 
-def share_the_execution_api() -> Any:
-    """Airflow 3.0's ``dag.test()`` builds its in-process execution API app anew for every task (seconds
-    each); 3.1+ builds it once per process (``functools.lru_cache``). Do as 3.1+ does, to keep tests fast.
-    Returns a function that undoes it (nothing to undo on 3.1+)."""
-    import functools
-
-    from airflow.sdk.execution_time import supervisor
-
-    original = supervisor.in_process_api_server
-    if hasattr(original, "cache_clear"):
-        return lambda: None
-    supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(original)
-
-    def undo() -> None:
-        supervisor.in_process_api_server = original
-
-    return undo
-
-
 def _warm_up() -> None:
     """What every in-process task run needs, done once in the parent, so that no forked child (nor the
     retry after it) pays for it: the task runner's imports and the in-process execution API's app."""
     import airflow.sdk.execution_time.task_runner  # noqa: F401
     from airflow.sdk.execution_time import supervisor
 
-    share_the_execution_api()
+    # One in-process API per process: Airflow 3.1+ builds it once itself, on 3.0 the ``dags_folder`` fixture
+    # of tests/conftest.py (which every fault DAG run needs) makes it so.
+    assert hasattr(supervisor.in_process_api_server, "cache_info"), "the execution API is not shared"
     _ = supervisor.in_process_api_server().transport  # builds the app and starts its loop
 
 
@@ -85,7 +68,7 @@ def _fresh_after_fork() -> None:
     if settings.engine is not None:
         settings.engine.dispose(close=False)  # forget the parent's pooled connections, never close them
     settings.configure_orm()
-    # One in-process API per process (share_the_execution_api), served by an event loop thread the fork
+    # One in-process API per process (see _warm_up), served by an event loop thread the fork
     # did not copy: keep its app (built once, slow), give it a new transport (loop thread) on first use.
     api = supervisor.in_process_api_server()
     with contextlib.suppress(AttributeError):  # never used by the parent: nothing to forget

@@ -86,24 +86,11 @@ def simulator():
             sim.stop()
 
 
-def _share_the_execution_api(patch: pytest.MonkeyPatch) -> None:
-    """Airflow 3.0's ``dag.test()`` builds its in-process execution API app anew for every task (seconds
-    each); 3.1+ builds it once per process (``functools.lru_cache``). Do as 3.1+ does, for this module."""
-    import functools
-
-    from airflow.sdk.execution_time import supervisor
-
-    if not hasattr(supervisor.in_process_api_server, "cache_info"):
-        cached = functools.lru_cache(maxsize=1)(supervisor.in_process_api_server)
-        patch.setattr(supervisor, "in_process_api_server", cached)
-
-
 @pytest.fixture(scope="module")
 def run_dag(fault_dags_folder, simulator):
     from norce_airflow_testlib import load_dagbag
 
-    sim, patch = simulator
-    _share_the_execution_api(patch)
+    sim, _ = simulator
     folder = os.path.join(fault_dags_folder, "bad_input")
     os.makedirs(folder, exist_ok=True)
     shutil.copy(os.path.join(DAGS, DAG_FILE), folder)
@@ -140,6 +127,13 @@ def assert_nothing_reached_norce(run: DagRun, sim: Any) -> None:
     assert run.counters["token_requests"] == 0, run.counters
     assert run.counters["requests"] == {}, run.counters
     assert secret_leaks(run.out, sim.client_secret) == []
+
+
+def assert_every_case_refused_before_any_request(run: DagRun, cases: dict[str, Any], sim: Any) -> None:
+    """The DAG's run holds one failed task per case, and none of them reached Norce."""
+    assert set(run.states) == set(cases)
+    assert set(run.states.values()) == {"failed"}
+    assert_nothing_reached_norce(run, sim)
 
 
 def secret_leaks(out: str, secret: str) -> list[str]:
@@ -277,9 +271,7 @@ def test_bad_connection_is_refused_before_any_request(connections_run, capsys, t
 
 def test_no_bad_connection_sent_any_request(simulator, connections_run, capsys):
     run = connections_run(capsys)
-    assert set(run.states) == set(CONNECTION_CASES)
-    assert set(run.states.values()) == {"failed"}
-    assert_nothing_reached_norce(run, simulator[0])
+    assert_every_case_refused_before_any_request(run, CONNECTION_CASES, simulator[0])
 
 
 def test_a_path_is_kept_where_norces_url_shape_needs_it(simulator, run_dag, capsys):
@@ -435,9 +427,7 @@ def test_argument_rendered_wrong_is_refused_before_any_request(arguments_run, ca
 
 def test_no_bad_argument_sent_any_request(simulator, arguments_run, capsys):
     run = arguments_run(capsys)
-    assert set(run.states) == set(ARGUMENT_CASES)
-    assert set(run.states.values()) == {"failed"}
-    assert_nothing_reached_norce(run, simulator[0])
+    assert_every_case_refused_before_any_request(run, ARGUMENT_CASES, simulator[0])
 
 
 # -- item files of a Connect import ------------------------------------------------------------------------
@@ -506,7 +496,5 @@ def test_bad_item_file_is_refused_before_any_request(item_files_run, capsys, tas
 
 def test_no_bad_item_file_sent_any_request(simulator, item_files_run, capsys):
     run = item_files_run(capsys)
-    assert set(run.states) == set(ITEM_FILE_CASES)
-    assert set(run.states.values()) == {"failed"}
-    assert_nothing_reached_norce(run, simulator[0])
+    assert_every_case_refused_before_any_request(run, ITEM_FILE_CASES, simulator[0])
     assert "9" * 1000 not in run.out  # a 10 MB line is named by its number, never echoed

@@ -14,15 +14,14 @@ import datetime as dt
 import fcntl
 import os
 import signal
-import threading
 import time
 from collections import Counter
 from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_worker import fork_worker, retry_killed_run, share_the_execution_api
-from norce_faults_testlib import read_jsonl, set_connection, task_states, write_jsonl
+from fault_worker import fork_worker, retry_killed_run
+from norce_faults_testlib import after_answers, assert_no_secret_in, read_jsonl, task_states, write_jsonl
 
 UTC = dt.timezone.utc
 DAGS = "kill_faults.py"
@@ -32,34 +31,14 @@ HOLD = 60.0  # seconds a faulted request is held open: far longer than the test 
 _RUNS = iter(range(1, 10_000))
 
 
-@pytest.fixture(autouse=True, scope="module")
-def one_execution_api():
-    """One in-process execution API for the module's runs, as on Airflow 3.1+ (3.0 builds one per task)."""
-    undo = share_the_execution_api()
-    yield
-    undo()
-
-
-@pytest.fixture(autouse=True)
-def fresh_token_caches(tmp_path, monkeypatch):
-    """Each test: its own machine token store and an empty process cache."""
-    from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE, WORKING_SCOPES
-
-    store = tmp_path / "tokens"
-    store.mkdir(mode=0o700)
-    monkeypatch.setenv("NORCE_TOKEN_CACHE_DIR", str(store))
-    PROCESS_TOKEN_CACHE.clear()
-    WORKING_SCOPES.clear()
-    yield store
-    PROCESS_TOKEN_CACHE.clear()
-    WORKING_SCOPES.clear()
+#: Each test: its own machine token store and an empty process cache (conftest.py).
+pytestmark = pytest.mark.usefixtures("fresh_token_caches")
 
 
 @pytest.fixture
-def sim(norce_simulator, monkeypatch):
-    # timeout 30: the worker must still be waiting for the held request when it is killed
-    set_connection(monkeypatch, norce_simulator.sim, max_attempts=2, max_retry_wait=2, timeout=30)
-    return norce_simulator.sim
+def fault_connection_extras():
+    """timeout 30: the worker must still be waiting for the held request when it is killed."""
+    return {"max_attempts": 2, "max_retry_wait": 2, "timeout": 30}
 
 
 class Worker:
@@ -120,26 +99,6 @@ def workers():
             os.waitpid(worker.pid, 0)
 
 
-def after_answers(sim: Any, prefix: str, actions: dict[int, Any]) -> None:
-    """Run ``actions[n]()`` right after the simulator answered the n-th successful request under ``prefix``,
-    before that answer is sent (so a fault added there catches the very next request)."""
-    route = sim._route
-    seen = [0]
-    lock = threading.Lock()
-
-    def hooked(handler, method, path, lowered, query, body, is_token):
-        reply = route(handler, method, path, lowered, query, body, is_token)
-        if lowered.startswith(prefix.lower()) and reply.status == 200:
-            with lock:
-                seen[0] += 1
-                action = actions.get(seen[0])
-            if action is not None:
-                action()
-        return reply
-
-    sim._route = hooked
-
-
 def requests_to(sim: Any, method: str, path: str) -> int:
     return sim.counters()["requests"].get(f"{method} {path}", 0)
 
@@ -161,16 +120,6 @@ def try_numbers(run: Any) -> dict[str, int]:
 
 def temp_files(directory: Path) -> list[str]:
     return sorted(name for name in os.listdir(directory) if name.endswith(".norce-tmp"))
-
-
-def assert_no_secret_in(text: str, sim: Any) -> None:
-    """Neither the client secret nor any token the simulator issued. Airflow's own DEBUG lines of the
-    ``MaskSecret`` messages its supervisor receives (apache/airflow#63921, issue 9 case 12, which the secrets
-    audit covers) are left out: they are Airflow's, not this part's."""
-    text = "\n".join(line for line in text.splitlines() if "MaskSecret(" not in line)
-    assert sim.client_secret not in text
-    for token in sim.issued_tokens():
-        assert token not in text
 
 
 # -- (a) in the middle of an export ----------------------------------------------------------------------------

@@ -22,8 +22,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from fault_worker import share_the_execution_api
-from norce_faults_testlib import read_jsonl, set_connection, task_states
+from norce_faults_testlib import assert_no_secret_in, read_jsonl, task_states
 
 UTC = dt.timezone.utc
 DAGS = "kill_faults.py"
@@ -31,32 +30,11 @@ DAG_ID = "kill_fault_two_exports"
 _RUNS = iter(range(1, 10_000))
 WARNING = "Norce token store"
 
-pytestmark = pytest.mark.norce_simulator(products=12, page_size=10)
-
-
-@pytest.fixture(autouse=True, scope="module")
-def one_execution_api():
-    """One in-process execution API for the module's runs, as on Airflow 3.1+ (3.0 builds one per task)."""
-    undo = share_the_execution_api()
-    yield
-    undo()
-
-
-@pytest.fixture(autouse=True)
-def empty_process_caches():
-    from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE, WORKING_SCOPES
-
-    PROCESS_TOKEN_CACHE.clear()
-    WORKING_SCOPES.clear()
-    yield
-    PROCESS_TOKEN_CACHE.clear()
-    WORKING_SCOPES.clear()
-
-
-@pytest.fixture
-def sim(norce_simulator, monkeypatch):
-    set_connection(monkeypatch, norce_simulator.sim, max_attempts=2, max_retry_wait=2, timeout=5)
-    return norce_simulator.sim
+pytestmark = [
+    pytest.mark.norce_simulator(products=12, page_size=10),
+    # each run starts from an empty process cache; the tests choose the store's directory
+    pytest.mark.usefixtures("empty_process_caches"),
+]
 
 
 @pytest.fixture
@@ -133,16 +111,6 @@ def assert_one_clear_warning(caplog: Any, directory: Path, *, cause: str) -> Non
     (line,) = warnings
     assert str(directory) in line and cause in line, line
     assert "NORCE_TOKEN_CACHE_DIR" in line and "token_cache" in line, line  # what to do
-
-
-def assert_no_secret_in(out: str, sim: Any) -> None:
-    """Neither the client secret nor any token the simulator issued. Airflow's own DEBUG lines of the
-    ``MaskSecret`` messages its supervisor receives (apache/airflow#63921, issue 9 case 12, which the secrets
-    audit covers) are left out: they are Airflow's, not this part's."""
-    out = "\n".join(line for line in out.splitlines() if "MaskSecret(" not in line)
-    assert sim.client_secret not in out
-    for token in sim.issued_tokens():
-        assert token not in out
 
 
 def assert_store_is_whole(directory: Path) -> None:

@@ -16,7 +16,7 @@ import threading
 from typing import Any
 
 import pytest
-from norce_faults_testlib import read_jsonl, set_connection, task_states, write_jsonl
+from norce_faults_testlib import after_answers, read_jsonl, set_connection, task_states, write_jsonl
 
 UTC = dt.timezone.utc
 DAGS = "token_faults.py"
@@ -28,20 +28,9 @@ _RUNS = iter(range(1, 10_000))
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 
 
-@pytest.fixture(autouse=True)
-def fresh_token_caches(tmp_path, monkeypatch):
-    """Each test: its own machine token store and an empty process cache (a new simulator may reuse a port,
-    and a token cached for an earlier one would change the token counts)."""
-    from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE, WORKING_SCOPES
-
-    store = tmp_path / "tokens"
-    store.mkdir(mode=0o700)
-    monkeypatch.setenv("NORCE_TOKEN_CACHE_DIR", str(store))
-    PROCESS_TOKEN_CACHE.clear()
-    WORKING_SCOPES.clear()
-    yield
-    PROCESS_TOKEN_CACHE.clear()
-    WORKING_SCOPES.clear()
+#: Each test: its own machine token store and an empty process cache (conftest.py): a new simulator may reuse
+#: a port, and a token cached for an earlier one would change the token counts.
+pytestmark = pytest.mark.usefixtures("fresh_token_caches")
 
 
 @pytest.fixture
@@ -52,41 +41,11 @@ def logs(capsys, caplog):
     return capsys, caplog
 
 
-@pytest.fixture
-def sim(norce_simulator, monkeypatch):
-    """The simulator, with a connection whose retry budget keeps a failing test fast."""
-    set_connection(monkeypatch, norce_simulator.sim, max_attempts=2, max_retry_wait=2, timeout=5)
-    return norce_simulator.sim
-
-
 def finish_jobs_soon(sim: Any, seconds: float = 0.6) -> None:
     """Let the running job end ``seconds`` from now: job-wait tests start with a long ``job_duration`` so the
     job is still running when the wait (in a task that may start seconds later) first polls it."""
     created = min(job.created for job in sim.connect._jobs.values())
     sim.connect.job_duration = sim.time.now() - created + seconds
-
-
-def after_answers(sim: Any, prefix: str, actions: dict[int, Any], running_jobs_only: bool = False) -> None:
-    """Run ``actions[n]()`` right after the simulator answered the n-th successful request under ``prefix``
-    (a fault hook: e.g. expire every token between two pages). ``running_jobs_only``: count only Job/Get
-    answers of a job still running, so the fault lands in the middle of the wait."""
-    route = sim._route
-    seen = [0]
-    lock = threading.Lock()
-
-    def hooked(handler, method, path, lowered, query, body, is_token):
-        reply = route(handler, method, path, lowered, query, body, is_token)
-        if lowered.startswith(prefix.lower()) and reply.status == 200:
-            if running_jobs_only and b'"IsFinished":false' not in reply.body:
-                return reply
-            with lock:
-                seen[0] += 1
-                action = actions.get(seen[0])
-            if action is not None:
-                action()
-        return reply
-
-    sim._route = hooked
 
 
 def run_dag(fault_dag: Any, logs: Any, dag_id: str, conf: dict[str, Any]) -> tuple[Any, str]:

@@ -12,15 +12,13 @@ import os
 import stat
 
 import pytest
-from norce_airflow_testlib import use_mock_connection
+from norce_airflow_testlib import mock_connection_for_a_test, mock_token_endpoint
 
 from airflow_provider_norce.exceptions import NorceAPIError
 from airflow_provider_norce.hooks.norce import NorceHook
 from airflow_provider_norce.operators.query import NorceQueryExportOperator
-from airflow_provider_norce.tokens.cache import PROCESS_TOKEN_CACHE
 
 BASE = "https://acme.api-se.norce.tech"
-TOKEN_URL = f"{BASE}/identity/1.0/connect/token"
 QUERY = f"{BASE}/commerce/query/2.0/"
 ORDERS = f"{QUERY}Orders/Orders"
 SECRET = "fault-export-client-secret"
@@ -36,18 +34,12 @@ CONTEXT = {
 
 @pytest.fixture(autouse=True)
 def conn(monkeypatch):
-    use_mock_connection(monkeypatch, SECRET)
-    yield
-    PROCESS_TOKEN_CACHE.clear()
+    yield from mock_connection_for_a_test(monkeypatch, SECRET)
 
 
 @pytest.fixture
 def norce(requests_mock):
-    requests_mock.post(
-        TOKEN_URL,
-        json={"access_token": ACCESS_TOKEN, "token_type": "Bearer", "expires_in": 600, "scope": "x"},
-    )
-    return requests_mock
+    return mock_token_endpoint(requests_mock, ACCESS_TOKEN)
 
 
 def listing(mock, *pages: dict, limit: int = 12) -> None:

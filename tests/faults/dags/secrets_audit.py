@@ -15,19 +15,23 @@ If the audit's search were broken, it would miss this token and the audit test f
 
 from __future__ import annotations
 
+from typing import Any
+
 import pendulum
 from airflow.sdk import DAG, task
 
 from airflow_provider_norce.operators.norce import NorceOperator
 
-with DAG(
-    dag_id="secrets_audit_echo",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
-    catchup=False,
-    default_args={"retries": 0},
-    tags=["norce", "audit"],
-):
+#: What the audit's DAGs have in common: run by hand only, no task retries.
+AUDIT_DAG: dict[str, Any] = {
+    "schedule": None,
+    "start_date": pendulum.datetime(2026, 11, 1, tz="UTC"),
+    "catchup": False,
+    "default_args": {"retries": 0},
+    "tags": ["norce", "audit"],
+}
+
+with DAG(dag_id="secrets_audit_echo", **AUDIT_DAG):
     # First, while the token endpoint answers invalid_client once (the audit's fault): fails.
     refused = NorceOperator(
         task_id="invalid_client",
@@ -50,14 +54,7 @@ with DAG(
     )
 
 
-with DAG(
-    dag_id="secrets_audit_call",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
-    catchup=False,
-    default_args={"retries": 0},
-    tags=["norce", "audit"],
-):
+with DAG(dag_id="secrets_audit_call", **AUDIT_DAG):
     NorceOperator(
         task_id="list_orders",
         endpoint="commerce/query/2.0/Orders/Orders",
@@ -65,14 +62,7 @@ with DAG(
     )
 
 
-with DAG(
-    dag_id="secrets_audit_canary",
-    schedule=None,
-    start_date=pendulum.datetime(2026, 11, 1, tz="UTC"),
-    catchup=False,
-    default_args={"retries": 0},
-    tags=["norce", "audit"],
-):
+with DAG(dag_id="secrets_audit_canary", **AUDIT_DAG):
 
     @task
     def plant(token: str) -> str:

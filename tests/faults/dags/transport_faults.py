@@ -11,63 +11,40 @@ Three small DAGs, each one task, no task retries (the test reads how the first t
 
 from __future__ import annotations
 
+from typing import Any
+
 import pendulum
 from airflow.sdk import DAG, Param
+from fault_dag_tasks import onhand_import, sku_export
 
-from airflow_provider_norce.operators.connect import NorceConnectImportOperator
 from airflow_provider_norce.operators.norce import NorceOperator
-from airflow_provider_norce.operators.query import NorceQueryExportOperator
 
-START = pendulum.datetime(2026, 11, 1, tz="UTC")
-DEFAULTS = {"retries": 0}
+#: What the three DAGs have in common: run by hand only, no task retries.
+DAG_ARGS: dict[str, Any] = {
+    "schedule": None,
+    "start_date": pendulum.datetime(2026, 11, 1, tz="UTC"),
+    "catchup": False,
+    "default_args": {"retries": 0},
+}
 
 with DAG(
     dag_id="fault_transport_export",
-    schedule=None,
-    start_date=START,
-    catchup=False,
-    default_args=DEFAULTS,
+    **DAG_ARGS,
     params={"destination": Param("/tmp/fault_transport_export.jsonl", type="string")},
 ):
-    NorceQueryExportOperator(
-        task_id="export",
-        entity="Products/ProductSkus",
-        destination="{{ params.destination }}",
-        file_format="jsonl",
-        select=["PartNo", "Created"],
-        orderby="PartNo",
-        window_field=None,
-        progress_interval=0,
-    )
+    sku_export("export", "{{ params.destination }}", select=["PartNo", "Created"], progress_interval=0)
 
 for dag_id, deferrable in (("fault_transport_import", False), ("fault_transport_import_deferred", True)):
     with DAG(
         dag_id=dag_id,
-        schedule=None,
-        start_date=START,
-        catchup=False,
-        default_args=DEFAULTS,
+        **DAG_ARGS,
         params={"items_path": Param("/tmp/fault_transport_onhands.jsonl", type="string")},
     ):
-        NorceConnectImportOperator(
-            task_id="import_stock",
-            import_method="Product/ImportOnhands",
-            items_path="{{ params.items_path }}",
-            connect_header={"AccountId": 1, "FullFile": False},
-            batch_size=2,
-            wait_for_completion=True,
-            poll_interval=0.1,
-            timeout=30,
-            deferrable=deferrable,
+        onhand_import(
+            "import_stock", "{{ params.items_path }}", batch_size=2, poll_interval=0.1, deferrable=deferrable
         )
 
-with DAG(
-    dag_id="fault_transport_call",
-    schedule=None,
-    start_date=START,
-    catchup=False,
-    default_args=DEFAULTS,
-):
+with DAG(dag_id="fault_transport_call", **DAG_ARGS):
     NorceOperator(
         task_id="get_application",
         endpoint="commerce/metadata/1.1/GetApplication",
