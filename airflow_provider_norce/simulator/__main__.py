@@ -80,14 +80,34 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="Query entity set of stock rows (its 2.0 name is unpublished; default Products/ProductSkuOnHands)",
     )
+    serve.add_argument(
+        "--latency", type=float, default=0.0, help="seconds added before every answer (simulated network)"
+    )
+    serve.add_argument(
+        "--latency-jitter",
+        type=float,
+        default=0.0,
+        help="+- seconds drawn uniformly (seeded) around --latency",
+    )
+    serve.add_argument(
+        "--bandwidth",
+        type=float,
+        default=None,
+        metavar="BYTES_PER_SECOND",
+        help="link-wide cap on answer bytes, shared by all connections (default: no cap)",
+    )
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     """Parse ``argv``, serve until a signal, return the exit code."""
-    options = vars(build_parser().parse_args(argv))
+    parser = build_parser()
+    options = vars(parser.parse_args(argv))
     del options["command"]
-    sim = NorceSimulator(**options)
+    try:
+        sim = NorceSimulator(**options)
+    except ValueError as err:  # e.g. a negative --latency: a usage error (exit 2), not a traceback
+        parser.error(str(err))
     stop = threading.Event()
 
     def on_signal(signum: int, frame: Any) -> None:

@@ -26,11 +26,23 @@ Speed: every order has a "slot" time, spread evenly over ``[start, end)`` and no
 is null). So an ``Id`` bound is answered exactly by arithmetic, and ``Updated``/``Created`` bounds give a
 candidate index range by bisection on the slot, which the Query service then scans with the full filter.
 :meth:`OrderSource.row_json` encodes a page row without building dicts.
+
+Late updates (:meth:`OrderSource.set_updated`): Norce writes ``Updated`` late and out of order under load
+(third-party observation: ``query.json entity_sets[Orders/Orders].fields_seen_elsewhere[Updated].note`` and
+``query.json incremental_sync.recommended_by_third_party``), so a test may set one order's ``Updated`` to any
+instant, in the past too. Such an order no longer follows the slot rule; :attr:`OrderSource.overridden` lists
+them (sorted indices) and :attr:`OrderSource.version` counts the updates, so the Query service evaluates them on
+their own and keys its caches on the version. Every row reader honours the override; with none, the fast path
+pays one empty-dict test per row. The simulator does not require ``Updated >= Created`` (Norce publishes no
+such rule), so a test may move ``Updated`` anywhere.
 """
 
 from __future__ import annotations
 
 import bisect
+import re
+import threading
+from datetime import datetime
 from typing import Any
 
 from airflow_provider_norce.simulator.data import _M64, IsoFormatter, mix64
@@ -39,6 +51,8 @@ from airflow_provider_norce.simulator.odata import parse_datetime
 DEFAULT_ORDERS_START = "2026-11-01T00:00:00Z"
 DEFAULT_ORDERS_END = "2026-12-01T00:00:00Z"
 MAX_ORDERS = 10_000_000
+#: a date-time with a zone: a late ``Updated`` without one would be a guess
+_ZONED = re.compile(r"T\d{2}:\d{2}(:\d{2}(\.\d+)?)?(Z|[+-]\d{2}:\d{2})$")
 #: Norce's Orders entity type name (``query.json entity_sets[Orders/Orders].entity_type``).
 ORDER_TYPE = "Enferno.Storm.Query.Api.DataContexts.OrderModel.Order"
 #: ``Created`` lies up to this many seconds before ``Updated`` (the slot).
@@ -128,8 +142,16 @@ class OrderSource:
         #: fields whose value never decreases with the index (``$orderby`` on them needs no sort)
         self.monotonic = {"Id": lambda i: i + 1}
         #: field -> index test: within :meth:`candidate_range` of a non-null bound on the field, the bound
-        #: holds exactly for the indices passing the test (``Updated`` is the slot unless it is null)
+        #: holds exactly for the indices passing the test (``Updated`` is the slot unless it is null) -- for
+        #: every index NOT in :attr:`overridden`
         self.null_tests = {"Updated": self.has_updated}
+        #: index -> late ``Updated`` (epoch seconds), see :meth:`set_updated`
+        self._overrides: dict[int, int] = {}
+        self._overrides_lock = threading.Lock()
+        #: how many late updates were made (cache keys include it, so no stale answer survives an update)
+        self.version = 0
+        #: indices with a late ``Updated``, sorted: they escape the slot rule, so filters test them one by one
+        self.overridden: tuple[int, ...] = ()
 
     def __len__(self) -> int:
         return self.count
@@ -140,8 +162,26 @@ class OrderSource:
         return self.start + (index * self.span) // max(1, self.count)
 
     def has_updated(self, index: int) -> bool:
-        """Whether order ``index`` has an ``Updated`` (cheap: no row is built)."""
+        """Whether order ``index`` has an ``Updated`` by the slot rule (cheap: no row is built; an
+        overridden order has one whatever this says)."""
         return (mix64(self._seed ^ index) >> 44) & 7 != 0
+
+    def set_updated(self, order_id: int, updated: int) -> None:
+        """Give order ``order_id`` the ``Updated`` ``updated`` (epoch seconds); the last call wins.
+
+        ``Created`` stays. Raises ValueError for an order id outside ``1..count``.
+        """
+        if isinstance(order_id, bool) or not isinstance(order_id, int) or not 1 <= order_id <= self.count:
+            raise ValueError(
+                f"order id {order_id!r} does not exist: the simulator has orders 1 to {self.count}; "
+                "pass one of those ids"
+            )
+        if isinstance(updated, bool) or not isinstance(updated, int):
+            raise ValueError(f"updated must be whole epoch seconds, got {updated!r}")
+        with self._overrides_lock:
+            self._overrides[order_id - 1] = updated
+            self.overridden = tuple(sorted(self._overrides))
+            self.version += 1
 
     def _values(self, index: int) -> tuple[int, int, int | None, int]:
         """``(hash, created, updated or None, application id)`` of order ``index``."""
@@ -151,6 +191,8 @@ class OrderSource:
             created, updated = slot, None
         else:
             created, updated = slot - (h & 0x3FFFF) % CREATED_SPREAD, slot
+        if self._overrides and index in self._overrides:
+            updated = self._overrides[index]
         app = self.other_application_id if (h >> 12) % 6 == 0 else self.application_id
         return h, created, updated, app
 
@@ -256,14 +298,18 @@ class OrderSource:
     def changed_ids(self, start: float, end: float, application_id: int | None = None) -> list[int]:
         """Ids of the orders last changed in ``[start, end)`` (epoch seconds), read from the data model.
 
-        "Last changed" is ``Updated``, or ``Created`` for never-updated orders: both equal the slot, so this
-        is what an ``Updated``-with-``Created``-fallback window must return. For tests (no OData involved).
+        "Last changed" is ``Updated``, or ``Created`` for never-updated orders: both equal the slot (unless a
+        late update moved ``Updated``), so this is what an ``Updated``-with-``Created``-fallback window must
+        return. For tests (no OData involved).
         """
         window = range(self.count)
         low = bisect.bisect_left(window, start, key=self.slot_epoch)
         high = bisect.bisect_left(window, end, key=self.slot_epoch)
+        overrides = dict(self._overrides)
+        indices = [i for i in range(low, high) if i not in overrides]
+        indices += [i for i, updated in overrides.items() if start <= updated < end]
         return [
-            i + 1 for i in range(low, high) if application_id is None or self._values(i)[3] == application_id
+            i + 1 for i in sorted(indices) if application_id is None or self._values(i)[3] == application_id
         ]
 
     # -- index ranges ---------------------------------------------------------------------------------------
@@ -311,3 +357,32 @@ def _bounds(indices: range, key: Any, op: str, value: float) -> range:
     if op == "lt":
         return range(0, low)
     return range(0, high)  # le
+
+
+def updated_epoch(value: Any) -> int:
+    """Whole epoch seconds of a late ``Updated``: an ISO-8601 string (``Z`` or an offset) or an aware datetime.
+
+    ValueError (naming the value and the fix) for anything else: a naive datetime (its zone is a guess), a
+    fraction of a second (order rows carry whole seconds), or text that is not an instant.
+    """
+    if isinstance(value, datetime):
+        if value.tzinfo is None or value.utcoffset() is None:
+            raise ValueError(
+                f"updated {value!r} has no time zone; pass an aware datetime (tzinfo=timezone.utc)"
+            )
+        epoch = value.timestamp()
+    elif isinstance(value, str):
+        text = value.strip()
+        try:
+            if not _ZONED.search(text):
+                raise ValueError("no zone")
+            epoch = parse_datetime(text)
+        except ValueError:
+            raise ValueError(
+                f'updated {value!r} is not an ISO-8601 instant with a zone; send e.g. "2026-11-20T10:00:00Z"'
+            ) from None
+    else:
+        raise ValueError(f"updated must be an ISO-8601 string or an aware datetime, got {value!r}")
+    if epoch != int(epoch):
+        raise ValueError(f"updated {value!r} has a fraction of a second; order rows carry whole seconds")
+    return int(epoch)

@@ -20,10 +20,15 @@ unknown entity set or key.
 Speed: ``Id`` bounds on orders are answered exactly by arithmetic, ``Updated``/``Created`` bounds narrow the
 candidate range by bisection (``and``, and ``or`` to the span of its operands); the rest of the filter scans
 that range once and the matching indices are cached per query, so following nextLinks stays linear.
+
+Late updates: orders whose ``Updated`` a test moved (``OrderSource.overridden``) escape the bisection, so a
+filtered answer is the bisected result without them plus those of them the full filter matches (each tested on
+its row); every cache key holds the source's ``version``, so an update is seen by the very next request.
 """
 
 from __future__ import annotations
 
+import heapq
 import json
 import threading
 from collections import OrderedDict
@@ -182,11 +187,15 @@ def catalog_entity_sets(catalog: d.Catalog) -> dict[str, EntitySet]:
 class QueryService:
     """Answers ``GET /commerce/query/2.0/...``."""
 
-    def __init__(self, sets: dict[str, EntitySet], page_size: int = 500) -> None:
+    def __init__(
+        self, sets: dict[str, EntitySet], page_size: int = 500, on_rows: Callable[[int], None] | None = None
+    ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
         self.sets = sets
         self.page_size = page_size
+        #: told the number of rows of every answer served (the ``query_rows`` counter)
+        self._on_rows = on_rows
         self._cache: OrderedDict[tuple[Any, ...], Sequence[int]] = OrderedDict()
         self._cache_lock = threading.Lock()
 
@@ -225,6 +234,8 @@ class QueryService:
         if options.count:
             payload["@odata.count"] = total
         next_link = self._next_link(base_url, subpath, options, page_end, end) if page_end < end else None
+        if self._on_rows is not None:
+            self._on_rows(page_end - start)
         row_json = getattr(source, "row_json", None)
         plain_expand = all(nested == (None, None) for nested in options.expand.values())
         if row_json is not None and options.select is None and plain_expand:  # the fast path for order pages
@@ -321,9 +332,11 @@ class QueryService:
     # -- evaluation ---------------------------------------------------------------------------------------
     def _select_indices(self, entity: EntitySet, source: Source, options: _Options) -> Sequence[int]:
         indices: Sequence[int] = range(len(source))
+        version = getattr(source, "version", 0)  # read once: the keys below name the data they were built on
+        overridden: Sequence[int] = getattr(source, "overridden", ())
         if options.filter_text is not None:
             tree = parse_filter(options.filter_text)
-            compile_filter(tree, entity.schema, entity.type_name)  # type-check the whole expression first
+            full = compile_filter(tree, entity.schema, entity.type_name)  # type-checks the whole expression
             tests: list[Callable[[int], bool]] = []
             window, rest = _narrow(source, tree, range(len(source)), tests)
             indices = window
@@ -336,20 +349,29 @@ class QueryService:
                         return False
                     return predicate is None or predicate(scan(index))
 
-                key = (entity.name, "filter", options.filter_text, window.start, window.stop)
+                key = (entity.name, "filter", options.filter_text, window.start, window.stop, version)
                 indices = self._cached(entity, key, lambda: [i for i in window if matches(i)])
+            if overridden:
+                scan_row = getattr(source, "scan_row", source.row)
+                base = indices
+                late_key = (entity.name, "late", options.filter_text, version)
+                indices = self._cached(
+                    entity,
+                    late_key,
+                    lambda: _patched(base, overridden, [i for i in overridden if full(scan_row(i))]),
+                )
         if options.orderby:
-            indices = self._ordered(entity, source, indices, options)
+            indices = self._ordered(entity, source, indices, options, version)
         return indices
 
     def _ordered(
-        self, entity: EntitySet, source: Source, indices: Sequence[int], options: _Options
+        self, entity: EntitySet, source: Source, indices: Sequence[int], options: _Options, version: int
     ) -> Sequence[int]:
         keys = options.orderby
         monotonic = getattr(source, "monotonic", {})
         if len(keys) == 1 and keys[0][0] in monotonic:
             return indices[::-1] if keys[0][1] else indices
-        cache_key = (entity.name, "order", options.filter_text, tuple(keys), len(indices))
+        cache_key = (entity.name, "order", options.filter_text, tuple(keys), len(indices), version)
 
         scan = getattr(source, "scan_row", source.row)
 
@@ -414,6 +436,8 @@ class QueryService:
             found = [row for row in source.rows if row.get(entity.key) == key.value]  # type: ignore[attr-defined]
         if not found:
             raise ODataError(f"No {entity.name} entity with key {key_text}.", 404, "NotFound")
+        if self._on_rows is not None:
+            self._on_rows(1)
         project = self._projector(entity, options)
         row = found[0] if project is None else project(found[0])
         return json_reply(200, {"@odata.context": context + "/$entity", **row})
@@ -497,6 +521,20 @@ def _narrow(
     if not residual:
         return window, None
     return window, residual[0] if len(residual) == 1 else BoolOp("and", tuple(residual))
+
+
+def _patched(base: Sequence[int], overridden: Sequence[int], matching: list[int]) -> Sequence[int]:
+    """``base`` (ascending indices found by bisection) without the ``overridden`` indices, plus those of them
+    that match (``matching``, ascending), in index order.
+
+    Why: a late ``Updated`` breaks the slot rule the bisection relies on, for those indices only; the rest of
+    ``base`` stays exact. A range with no overridden index inside and nothing to add is returned as is.
+    """
+    if isinstance(base, range) and not matching and not any(i in base for i in overridden):
+        return base
+    drop = set(overridden)
+    kept = [i for i in base if i not in drop]
+    return list(heapq.merge(kept, matching))
 
 
 def _select_list(allowed: set[str], type_name: str, text: str | None) -> list[str] | None:

@@ -20,9 +20,15 @@ Routes (everything but ``/identity`` and ``/_sim/`` passes the API gate first):
   (400 for a header without its main ``...FieldsThatAreSet``; a test aid, Norce accepts it and writes no
   field), ``job_insert_spelling`` (``Insert``, ``Inserts`` or ``both`` in Job/Get) and ``onhand_set`` (the
   Query name of the on-hand set, unpublished; default ``Products/ProductSkuOnHands``).
-* ``/_sim/`` (no auth, not counted): ``GET counters``, ``POST reset`` (``?rate_limits=true`` also refills the
-  rate-limit buckets), ``GET|POST|DELETE faults``, ``POST revoke``, ``POST expire`` (every token issued so far
-  expires now), ``GET tokens`` (``{"tokens": [...]}``: every token ever issued, for secrets audits), ``GET info``.
+* ``/_sim/`` (no auth, not counted, not delayed by the simulated network): ``GET counters``, ``POST reset``
+  (``?rate_limits=true`` also refills the rate-limit buckets), ``GET|POST|DELETE faults``, ``POST revoke``,
+  ``POST expire`` (every token issued so far expires now), ``GET tokens`` (``{"tokens": [...]}``: every token
+  ever issued, for secrets audits), ``GET info``, ``GET|POST network`` (the simulated link's ``latency``,
+  ``latency_jitter`` and ``bandwidth``, see :mod:`.network`), ``POST orders/update`` (``{"id", "updated"}``:
+  a late ``Updated`` for one order, see :meth:`NorceSimulator.update_order`).
+
+The simulated network (``latency``, ``latency_jitter``, ``bandwidth``; :mod:`.network`) delays every other
+answer in its own request thread and paces its bytes through one link-wide bucket.
 """
 
 from __future__ import annotations
@@ -52,11 +58,18 @@ from airflow_provider_norce.simulator.identity import (
     oauth_error,
     retry_after_seconds,
 )
-from airflow_provider_norce.simulator.orders import DEFAULT_ORDERS_END, DEFAULT_ORDERS_START, OrderSource
+from airflow_provider_norce.simulator.network import UNCHANGED, Network
+from airflow_provider_norce.simulator.orders import (
+    DEFAULT_ORDERS_END,
+    DEFAULT_ORDERS_START,
+    OrderSource,
+    updated_epoch,
+)
 from airflow_provider_norce.simulator.replies import Reply, json_reply, message_error, odata_error
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Mapping
+    from datetime import datetime
     from email.message import Message
     from types import TracebackType
 
@@ -121,6 +134,10 @@ class _Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server_version = "NorceSimulator/1.0"
     server: _Server
+    #: the simulated link this request's answer crosses; None for ``/_sim/`` (steering is not traffic)
+    link: Network | None = None
+    #: whether this request's latency is still to be slept (once, before the first byte or the close)
+    latency_due = False
 
     def setup(self) -> None:
         super().setup()
@@ -184,10 +201,21 @@ class _Handler(BaseHTTPRequestHandler):
         data = ("\r\n".join(head) + "\r\n\r\n").encode("latin-1")
         if method != "HEAD":
             data += reply.body if cut_body_to is None else reply.body[:cut_body_to]
-        self.wfile.write(data)
+        self.cross_link()
+        if self.link is None:
+            self.wfile.write(data)
+        else:
+            self.link.send(self.wfile.write, data)
+
+    def cross_link(self) -> None:
+        """Sleep this request's simulated latency, once, in this thread (no lock held: see :mod:`.network`)."""
+        if self.latency_due and self.link is not None:
+            self.latency_due = False
+            self.link.wait_latency()
 
     def reset(self) -> None:
         """Abort the connection with a TCP RST (SO_LINGER 0), whatever was sent or is still unread."""
+        self.cross_link()
         self.close_connection = True
         with contextlib.suppress(OSError):
             self.connection.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
@@ -198,6 +226,7 @@ class _Handler(BaseHTTPRequestHandler):
 
     def hang_up(self) -> None:
         """Close the connection without (the rest of) a response."""
+        self.cross_link()
         self.close_connection = True
         try:
             self.wfile.flush()
@@ -240,6 +269,9 @@ class NorceSimulator:
         require_field_masks: bool = False,
         job_insert_spelling: str = "Insert",
         onhand_set: str = DEFAULT_ONHAND_SET,
+        latency: float = 0.0,
+        latency_jitter: float = 0.0,
+        bandwidth: float | None = None,
     ) -> None:
         self.host = host
         self.port = port
@@ -274,7 +306,9 @@ class NorceSimulator:
             orders_start,
             orders_end,
         )
-        self.query = query_api.QueryService(query_api.build_entity_sets(self.orders, self.catalog), page_size)
+        self.query = query_api.QueryService(
+            query_api.build_entity_sets(self.orders, self.catalog), page_size, self._count_rows
+        )
         self.connect = connect_api.ConnectService(
             self.catalog,
             self.time,
@@ -288,6 +322,9 @@ class NorceSimulator:
         self._server: _Server | None = None
         self._thread: threading.Thread | None = None
         self._stopping = threading.Event()
+        #: the simulated link (real time; sleeps end at once when the simulator stops). Tests may replace it
+        #: with a ``Network`` whose clock and sleep they control.
+        self.link = Network(latency, latency_jitter, bandwidth, seed=seed, sleep=self._stopping.wait)
         self._connections: set[socket.socket] = set()
         self._connections_lock = threading.Lock()
 
@@ -375,8 +412,39 @@ class NorceSimulator:
 
     # -- steering ------------------------------------------------------------------------------------------
     def counters(self) -> dict[str, Any]:
-        """Snapshot: token_requests, tokens_issued, token_429, api_429, api_401, jobs_created, requests."""
+        """Snapshot: token_requests, tokens_issued, token_429, api_429, api_401, jobs_created, query_rows
+        (rows in every Query answer served), requests."""
         return self._counters.snapshot()
+
+    def _count_rows(self, rows: int) -> None:
+        self._counters.incr("query_rows", rows)
+
+    def network(self) -> dict[str, Any]:
+        """The simulated link: ``{"latency": s, "latency_jitter": s, "bandwidth": bytes/s or None}``."""
+        return self.link.settings()
+
+    def set_network(
+        self, *, latency: Any = UNCHANGED, latency_jitter: Any = UNCHANGED, bandwidth: Any = UNCHANGED
+    ) -> dict[str, Any]:
+        """Change the simulated link at run time (omitted settings stay; ``bandwidth=None`` = no cap).
+
+        Validated together (ValueError: negative latency, jitter above latency, bandwidth <= 0); requests
+        already sleeping finish with the old latency. Returns the new :meth:`network`.
+        """
+        return self.link.configure(latency, latency_jitter, bandwidth)
+
+    def update_order(self, order_id: int, updated: str | datetime) -> None:
+        """Set order ``order_id``'s ``Updated`` to ``updated``, as Norce writing a change late.
+
+        ``updated`` is an ISO-8601 instant (``"2026-11-20T10:00:00Z"``) or a timezone-aware datetime, whole
+        seconds; it may lie in the past, inside a window an export already read, and before ``Created``
+        (only ``Updated`` changes). The last update of an order wins. Every Query read (pages, filters,
+        ``$orderby``, ``$count``, single entities) sees it at once. Why: Norce writes ``Updated`` late and out
+        of order under load (third-party: ``query.json entity_sets[Orders/Orders].fields_seen_elsewhere[Updated]
+        .note``, ``query.json incremental_sync.recommended_by_third_party``), so a test needs to say "this row
+        changed inside a window an export already read".
+        """
+        self.orders.set_updated(order_id, updated_epoch(updated))
 
     def reset_counters(self) -> None:
         """Zero the counters (tokens, jobs and data stay)."""
@@ -430,8 +498,10 @@ class NorceSimulator:
     def _serve(self, handler: _Handler, method: str) -> None:
         path, _, query = handler.path.partition("?")
         if path == "/_sim" or path.startswith("/_sim/"):
+            handler.link, handler.latency_due = None, False
             handler.write_reply(self._control(method, path, query, handler.read_body()), method)
             return
+        handler.link, handler.latency_due = self.link, True
         self._counters.record_request(method, path)
         lowered = path.lower()
         is_token = path == TOKEN_PATH
@@ -694,8 +764,19 @@ class NorceSimulator:
                     "base_url": self.base_url,
                     "token_url": self.token_url,
                     "connection": self.connection_dict(),
+                    "network": self.network(),
                 }
                 return json_reply(200, info)
+            if action == ("GET", "/_sim/network"):
+                return json_reply(200, self.network())
+            if action == ("POST", "/_sim/network"):
+                return json_reply(200, self.link.configure_from(json.loads(body or b"{}")))
+            if action == ("POST", "/_sim/orders/update"):
+                spec = json.loads(body or b"{}")
+                if not isinstance(spec, dict) or set(spec) != {"id", "updated"}:
+                    raise ValueError('send a JSON object {"id": ORDER_ID, "updated": "2026-11-20T10:00:00Z"}')
+                self.update_order(spec["id"], spec["updated"])
+                return json_reply(200, {"ok": True, "id": spec["id"], "updated": spec["updated"]})
         except (TypeError, ValueError) as err:
             return json_reply(400, {"error": str(err)})
         return json_reply(404, {"error": f"no simulator control {method} {path}"})

@@ -39,6 +39,7 @@ RUN_BY = {
     "sim_pytest.py": "test_sim_pytest_example_passes_under_pytest",
     "sim_cli.sh": "test_sim_cli_starts_steers_and_stops_the_simulator",
     "sim_faults.py": "test_sim_faults_a_429_is_waited_out_and_the_steering_works",
+    "sim_network.py": "test_sim_network_a_slow_link_and_a_late_update",
     "sim_order.json": "test_sim_data_samples_are_what_the_simulator_answers",
     "sim_sku.json": "test_sim_data_samples_are_what_the_simulator_answers",
     "tok_machine.py": "test_tok_machine_one_token_per_machine_one_per_process_without",
@@ -173,6 +174,18 @@ def test_sim_faults_a_429_is_waited_out_and_the_steering_works(monkeypatch, capl
     after = result["after"]  # the revoked token: one 401, one new token, the call again
     assert after["api_401"] == 1 and after["token_requests"] == 1
     assert after["requests"]["GET /commerce/metadata/1.1/GetApplication"] == 2
+
+
+@pytest.mark.integration
+def test_sim_network_a_slow_link_and_a_late_update(monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_NORCE_DEFAULT", "{}")
+    result = load("sim_network.py").main()
+    network = result["network"]
+    assert network["rows"] == 500 and network["query_rows"] == 500
+    assert network["network"] == {"latency": 0.0, "latency_jitter": 0.0, "bandwidth": None}
+    late = result["late"]
+    assert 1990 not in late["exported"] and late["exported"], late
+    assert late["again"] == sorted([*late["exported"], 1990])
 
 
 @pytest.mark.integration
