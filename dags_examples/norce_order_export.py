@@ -50,6 +50,10 @@ with DAG(
         destination="{{ params.output_dir }}/orders/orders_{{ macros.ds_add(ds, -1) }}.jsonl",
         file_format="jsonl",
         expand="Items",
+        # Key order; the export reads key ranges of Id concurrently (max_concurrency, default 8) and
+        # resumes a killed try from its finished ranges. Norce may write Updated late: add
+        # lookback=timedelta(hours=6) to re-read 6 h before the window (then load the files by Id: an
+        # order can be in two of them; see the docs' "Late updates").
         orderby="Id",
         outlets=[ORDERS],
     )

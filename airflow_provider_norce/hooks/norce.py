@@ -75,6 +75,8 @@ class NorceHook(BaseHook):
         connection's ``token_cache`` extra.
     :param config: an already validated configuration, for callers that must not look the connection
         up synchronously (the triggerer reads it with an async look-up and hands it over).
+    :param retry_listener: told ``(error, wait)`` before each retry of an API request; a concurrent export
+        narrows its requests in flight on a 429 with it.
     """
 
     conn_name_attr = "norce_conn_id"
@@ -93,6 +95,7 @@ class NorceHook(BaseHook):
         shared_store: SharedTokenStore | None = None,
         sleep: Callable[[float], None] = time.sleep,
         config: NorceConnectionConfig | None = None,
+        retry_listener: Callable[[BaseException, float], None] | None = None,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -105,6 +108,7 @@ class NorceHook(BaseHook):
         self.token_cache = token_cache or PROCESS_TOKEN_CACHE
         self._shared_store = shared_store
         self._sleep = sleep
+        self.retry_listener = retry_listener
 
     def __repr__(self) -> str:
         return f"{type(self).__name__}(norce_conn_id={self.norce_conn_id!r})"
@@ -405,21 +409,32 @@ class NorceHook(BaseHook):
         seen = {_page_key(requests.Request("GET", first, params=params).prepare().url or first)}
         url: str | None = first
         while url is not None:
-            page = self.run_json(url, params=params)
-            if not isinstance(page, dict) or not isinstance(page.get("value"), list):
-                raise NorceAPIError(
-                    f"Norce connection {self.config.conn_id!r}: GET {strip_query(url)} answered 200 with "
-                    f"something other than an OData page ({_page_shape(page)}), so the listing was stopped "
-                    "and none of it was taken as data; the task's retry asks again. If it persists, check the "
-                    "entity set and query options, and the connection's host and base_url",
-                    status_code=200,
-                    method="GET",
-                    url=strip_query(url),
-                )
-            next_link = page.get("@odata.nextLink")
+            rows, next_link = self.odata_page(url, params=params)
             url = self._next_page(listing, url, next_link, seen) if next_link not in (None, "") else None
             params = None  # the server's nextLink already carries the whole query
-            yield page["value"]
+            yield rows
+
+    def odata_page(
+        self, endpoint: str, params: dict[str, Any] | None = None
+    ) -> tuple[list[dict[str, Any]], Any]:
+        """One OData page: its ``value`` rows and its ``@odata.nextLink`` (``None`` on the last page).
+
+        A 200 that is not an OData page (an HTML proxy page, an object without ``value``) is an error, never
+        rows, so an export cannot write a gateway's answer as data.
+        """
+        page = self.run_json(endpoint, params=params)
+        if not isinstance(page, dict) or not isinstance(page.get("value"), list):
+            shown = strip_query(self.url_for(endpoint))
+            raise NorceAPIError(
+                f"Norce connection {self.config.conn_id!r}: GET {shown} answered 200 with "
+                f"something other than an OData page ({_page_shape(page)}), so the listing was stopped "
+                "and none of it was taken as data; the task's retry asks again. If it persists, check the "
+                "entity set and query options, and the connection's host and base_url",
+                status_code=200,
+                method="GET",
+                url=shown,
+            )
+        return page["value"], page.get("@odata.nextLink")
 
     def _next_page(self, listing: str, url: str, next_link: Any, seen: set[bytes]) -> str:
         """The absolute URL of ``next_link``; refuses a link that is not a string, leaves the configured
@@ -505,7 +520,7 @@ class NorceHook(BaseHook):
             return drive(attempt(call), do)
 
         try:
-            return self.retry_policy.retrying(sleep=self._sleep)(one_attempt)
+            return self.retry_policy.retrying(sleep=self._sleep, listener=self.retry_listener)(one_attempt)
         except NorceAPIError as err:
             raise final(err, config.conn_id) from None
 

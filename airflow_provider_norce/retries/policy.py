@@ -98,7 +98,7 @@ class RetryPolicy:
             rate_limit_floor=TOKEN_SLOT_SECONDS,
         )
 
-    def _kwargs(self) -> dict[str, Any]:
+    def _kwargs(self, listener: Callable[[BaseException, float], None] | None = None) -> dict[str, Any]:
         return {
             "retry": retry_if_exception(is_retryable),
             "wait": wait_retry_after(
@@ -108,14 +108,22 @@ class RetryPolicy:
                 rate_limit_floor=self.rate_limit_floor,
             ),
             "stop": stop_after_attempt(self.max_attempts) | stop_before_wait_budget(self.max_wait),
-            "before_sleep": _log_retry(self.max_attempts),
+            "before_sleep": _log_retry(self.max_attempts, listener),
             "retry_error_callback": _give_up(self.max_wait),
             "reraise": True,
         }
 
-    def retrying(self, sleep: Callable[[float], None] | None = None) -> tenacity.Retrying:
-        """A sync controller; each retry logs one WARNING line: the reason, the attempt, the wait."""
-        kwargs = self._kwargs()
+    def retrying(
+        self,
+        sleep: Callable[[float], None] | None = None,
+        listener: Callable[[BaseException, float], None] | None = None,
+    ) -> tenacity.Retrying:
+        """A sync controller; each retry logs one WARNING line: the reason, the attempt, the wait.
+
+        ``listener(error, wait)`` hears of each retry before its wait: a concurrent export narrows its
+        requests in flight on a 429 (:class:`~airflow_provider_norce.query.aimd.AimdLimit`).
+        """
+        kwargs = self._kwargs(listener)
         if sleep is not None:
             kwargs["sleep"] = sleep
         return tenacity.Retrying(**kwargs)
@@ -128,7 +136,9 @@ class RetryPolicy:
         return tenacity.AsyncRetrying(**kwargs)
 
 
-def _log_retry(max_attempts: int) -> Callable[[tenacity.RetryCallState], None]:
+def _log_retry(
+    max_attempts: int, listener: Callable[[BaseException, float], None] | None = None
+) -> Callable[[tenacity.RetryCallState], None]:
     def before_sleep(retry_state: tenacity.RetryCallState) -> None:
         exc = retry_state.outcome.exception() if retry_state.outcome else None
         wait = retry_state.next_action.sleep if retry_state.next_action else 0.0
@@ -139,6 +149,8 @@ def _log_retry(max_attempts: int) -> Callable[[tenacity.RetryCallState], None]:
             max_attempts,
             wait,
         )
+        if listener is not None and exc is not None:
+            listener(exc, wait)
 
     return before_sleep
 

@@ -13,6 +13,22 @@ from typing import Any
 ONHAND_HEADER = {"AccountId": 1, "FullFile": False}
 
 
+def order_export(task_id: str, destination: str, **kwargs: Any) -> Any:
+    """A concurrent ``NorceQueryExportOperator`` of every order of November 2026 (all applications), 4 slices
+    at a time of about 300 rows: an export a test can kill between slices and compare with the simulator's
+    orders."""
+    from airflow_provider_norce.operators.query import NorceQueryExportOperator
+
+    arguments: dict[str, Any] = {
+        "filter": "Updated ge 2026-11-01T00:00:00Z and Updated lt 2026-12-01T00:00:00Z",
+        "filter_application": False,
+        "max_concurrency": 4,
+        "slice_rows": 300,
+        **kwargs,
+    }
+    return NorceQueryExportOperator(task_id=task_id, destination=destination, **arguments)
+
+
 def sku_export(task_id: str, destination: str, **kwargs: Any) -> Any:
     """A ``NorceQueryExportOperator`` of every ``Products/ProductSkus`` row, ordered by ``PartNo`` (no window):
     an export whose rows a test can compare with the simulator's catalog. ``kwargs`` override the rest."""

@@ -178,6 +178,57 @@ def test_worker_killed_mid_first_export_leaves_nothing(sim, fault_dag, capsys, t
     assert sorted(os.listdir(out_dir)) == ["skus.jsonl"]
 
 
+ORDERS_PATH = "/commerce/query/2.0/Orders/Orders"
+
+
+def staged(directory: Path) -> tuple[list[str], int]:
+    """The finished slice parts in a concurrent export's staging folder, and the rows they hold."""
+    folders = [directory / name for name in os.listdir(directory) if ".norce-slices-" in name]
+    if not folders:
+        return [], 0
+    parts = sorted(name for name in os.listdir(folders[0]) if name.startswith("slice-"))
+    return parts, sum(len(read_jsonl(folders[0] / part)) for part in parts)
+
+
+@pytest.mark.norce_simulator(orders=6000, page_size=50)
+def test_worker_killed_mid_concurrent_export_the_retry_reads_only_unfinished_slices(
+    sim, fault_dag, capsys, tmp_path, workers
+):
+    out_dir = tmp_path / "exports"
+    out_dir.mkdir()
+    destination = out_dir / "orders.jsonl"
+    # after 40 pages, every further Query request is held open: the four slices in flight hang
+    after_answers(sim, ORDERS_PATH, {40: lambda: sim.add_fault("query", "timeout", delay=HOLD, count=4)})
+    worker = Worker(
+        fault_dag, "kill_fault_order_export", {"destination": str(destination)}, tmp_path / "w.log"
+    )
+    workers.append(worker)
+
+    worker.wait_for("four held slices", lambda: requests_to(sim, "GET", ORDERS_PATH) >= 44)
+    worker.kill()
+
+    assert not destination.exists(), "no half-written file where a reader would take it as complete"
+    parts, kept_rows = staged(out_dir)
+    assert parts, "slices finished before the kill are kept beside the destination"
+    read_by_first_try = sim.counters()["query_rows"]
+    sim.clear_faults()
+    sim.reset_counters()
+    run, out = retry(worker, capsys)
+
+    assert task_states(run) == {"export": "success"}, out
+    # every order of the simulator lies in November 2026; the filter takes those with an Updated
+    orders = [sim.orders.row(index) for index in range(sim.orders.count)]
+    expected = [order["Id"] for order in orders if order["Updated"] is not None]
+    rows = [row["Id"] for row in read_jsonl(destination)]
+    assert rows == expected, "exactly the rows, in key order: none doubled, none missing"
+    assert sim.counters()["query_rows"] == len(rows) - kept_rows, "the retry read only unfinished slices"
+    lost = read_by_first_try - kept_rows - 1  # the probe for the last key reads one row
+    assert 0 <= lost <= 4 * 300, "at most one slice per worker in flight is read twice"
+    assert f"{len(parts)} of" in out and "finished by an earlier try" in out
+    assert sorted(os.listdir(out_dir)) == ["orders.jsonl"], "the staging folder is gone"
+    assert_no_secret_in(out + worker.output(), sim)
+
+
 # -- (b) a Connect import between batches -----------------------------------------------------------------------
 
 

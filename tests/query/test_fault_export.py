@@ -159,8 +159,21 @@ def exporter(destination, **kwargs) -> NorceQueryExportOperator:
     return NorceQueryExportOperator(task_id="export_orders", destination=destination, **kwargs)
 
 
+@pytest.mark.parametrize(
+    ("concurrency", "refusal"),
+    [
+        # sequential: the nextLink loop is refused before its page is written twice
+        (1, r"Orders/Orders.*leads back to a page already read .*skip=500"),
+        # sliced: nextLinks are not followed (keyset paging); rows outside the key range asked for, or a key
+        # again, stop the slice before it is kept
+        (8, r"export_orders.*slice 1 .*not in increasing key order"),
+    ],
+    ids=["sequential", "sliced"],
+)
 @pytest.mark.parametrize("previous", [None, '{"Id":0}\n'])
-def test_export_of_a_looping_listing_fails_and_leaves_the_previous_file(norce, tmp_path, previous):
+def test_export_of_a_looping_listing_fails_and_leaves_the_previous_file(
+    norce, tmp_path, previous, concurrency, refusal
+):
     destination = tmp_path / "orders.jsonl"
     if previous is not None:
         destination.write_text(previous)
@@ -169,9 +182,9 @@ def test_export_of_a_looping_listing_fails_and_leaves_the_previous_file(norce, t
         {"value": rows(1, 500), "@odata.nextLink": f"{ORDERS}?$skip=500"},
         {"value": rows(501, 500), "@odata.nextLink": f"{ORDERS}?$skip=500"},
     )
-    with pytest.raises(NorceAPIError, match=r"Orders/Orders.*leads back to a page already read .*skip=500"):
-        exporter(str(destination)).execute(CONTEXT)
-    assert len(page_gets(norce)) == 2
+    with pytest.raises(NorceAPIError, match=refusal):
+        exporter(str(destination), max_concurrency=concurrency).execute(CONTEXT)
+    assert len(page_gets(norce)) == (2 if concurrency == 1 else 3)  # sliced: first page, last key, slice 1
     assert os.listdir(tmp_path) == ([] if previous is None else ["orders.jsonl"])
     if previous is not None:
         assert destination.read_text() == previous

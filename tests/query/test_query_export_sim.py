@@ -182,23 +182,26 @@ def test_filter_application_false_exports_every_application(norce_simulator, tmp
 
 def _fail_after_two_pages(monkeypatch, sim, kind):
     """Let two pages through, then make Query fail for good (more failures than the retry budget)."""
-    real = NorceHook.paginate_pages
+    real = NorceHook.odata_page
 
-    def paginate_pages(self, endpoint, params=None):
-        for number, page in enumerate(real(self, endpoint, params), start=1):
-            yield page
-            if number == 2:
-                sim.add_fault("query", kind, count=50)
+    def odata_page(self, endpoint, params=None):
+        page = real(self, endpoint, params)
+        self.pages_answered = getattr(self, "pages_answered", 0) + 1  # each export has its own hook
+        if self.pages_answered == 2:
+            sim.add_fault("query", kind, count=50)
+        return page
 
-    monkeypatch.setattr(NorceHook, "paginate_pages", paginate_pages)
+    monkeypatch.setattr(NorceHook, "odata_page", odata_page)
 
 
+@pytest.mark.parametrize("concurrency", [1, 8], ids=["sequential", "sliced"])
 @pytest.mark.parametrize("kind", ["500", "drop"])
 @pytest.mark.parametrize("as_uri", [False, True], ids=["path", "file-uri"])
 @pytest.mark.norce_simulator(orders=6000, page_size=50)
 def test_failure_mid_export_leaves_the_destination_untouched(
-    norce_simulator, monkeypatch, tmp_path, kind, as_uri
+    norce_simulator, monkeypatch, tmp_path, kind, as_uri, concurrency
 ):
+    """A failure with no retry to follow leaves the previous file and nothing else (no staging folder)."""
     set_sim_connection(monkeypatch, norce_simulator.sim, max_attempts=2, max_retry_wait=5)
     context = context_for(DAY_START, DAY_END, _Dag(interval_timetable()))
     fresh = tmp_path / "fresh.jsonl"
@@ -211,7 +214,12 @@ def test_failure_mid_export_leaves_the_destination_untouched(
     for path in (fresh, kept):
         destination = f"file://{path}" if as_uri else str(path)
         with pytest.raises(NorceAPIError):
-            export(NorceQueryExportOperator(task_id="export", destination=destination), context)
+            export(
+                NorceQueryExportOperator(
+                    task_id="export", destination=destination, max_concurrency=concurrency
+                ),
+                context,
+            )
         norce_simulator.sim.clear_faults()
     assert not fresh.exists()
     assert kept.read_text() == '{"previous": "complete export"}\n'

@@ -1,0 +1,174 @@
+"""How a concurrent export cuts its window into key ranges, and how one range is read page by page.
+
+Free of I/O: the hook fetches, :mod:`airflow_provider_norce.query.concurrent` runs slices in parallel, this
+module decides what each request asks for.
+
+Why key ranges, not ``$skip`` ranges after a ``$count``: Norce never published ``$count`` (``query.json
+odata_options.$count``: "NOT FOUND"), and a third party saw deep ``$skip`` pages answer 500 intermittently
+and moved to keyset paging (``query.json entity_sets[Products/Products].third_party_notes``). Norce rate-limits
+Query (429) without publishing numbers or a ``Retry-After`` (``query.json rate_limit``): see
+:mod:`airflow_provider_norce.query.aimd` for how the concurrency backs off. A key range
+``Id ge a and Id lt b`` needs neither, and reading it by keyset (``Id gt <last key read>``, ``$orderby=Id``)
+is also immune to rows entering or leaving the filter while the export runs: ``$skip`` pages shift then, and
+a row at a page boundary is read twice or not at all. Key order is also the order a sequential export
+writes on Norce and in the simulator (ASP.NET OData orders server-driven pages by key for stable paging),
+so the concatenated slices give the same file.
+
+The plan is made from the first page (read in key order, as a small sequential export would) and one more
+request for the last key; it is kept in the staging folder so that a retried task cuts the window the same
+way even if rows were added since.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import asdict, dataclass
+from typing import TYPE_CHECKING, Any
+
+from airflow_provider_norce.exceptions import NorceAPIError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+#: Slices per worker at least (when the rows allow): the last slices of a plan finish at different times,
+#: and with several slices per worker the idle tail is a small part of the export.
+SLICES_PER_WORKER = 4
+
+#: ``plan.json`` layout version; a plan of another version is not resumed but made afresh.
+PLAN_VERSION = 1
+
+
+@dataclass(frozen=True)
+class KeyRange:
+    """Slice ``index`` of a plan: the rows whose key lies in ``[low, high)``."""
+
+    index: int
+    low: int
+    high: int
+
+
+@dataclass(frozen=True)
+class SlicePlan:
+    """The key ranges of one export; range 0 is the first page already read when the plan was made."""
+
+    fingerprint: str
+    key: str
+    low: int
+    head_end: int
+    high: int
+    width: int
+    version: int = PLAN_VERSION
+
+    @property
+    def count(self) -> int:
+        """Slices in all: the head and the ranges cutting ``[head_end, high)``."""
+        if self.high <= self.head_end:
+            return 1
+        return 1 + math.ceil((self.high - self.head_end) / self.width)
+
+    def ranges(self) -> list[KeyRange]:
+        """Every slice in key order (the order their rows go into the file)."""
+        ranges = [KeyRange(0, self.low, self.head_end)]
+        low = self.head_end
+        while low < self.high:
+            ranges.append(KeyRange(len(ranges), low, min(low + self.width, self.high)))
+            low += self.width
+        return ranges
+
+    def to_json(self) -> dict[str, Any]:
+        return asdict(self)
+
+    @classmethod
+    def from_json(cls, data: Any, fingerprint: str) -> SlicePlan | None:
+        """The plan a previous try stored, or ``None`` when it belongs to another export or version."""
+        try:
+            plan = cls(**data)
+        except TypeError:
+            return None
+        valid = (
+            plan.version == PLAN_VERSION
+            and plan.fingerprint == fingerprint
+            and all(isinstance(v, int) for v in (plan.low, plan.head_end, plan.high, plan.width))
+            and plan.low < plan.head_end <= plan.high
+            and plan.width > 0
+        )
+        return plan if valid else None
+
+
+def plan_slices(
+    fingerprint: str,
+    key: str,
+    head_keys: list[int],
+    last_key: int,
+    concurrency: int,
+    slice_rows: int,
+) -> SlicePlan:
+    """Cut the window after the first page into ranges of about ``slice_rows`` rows.
+
+    Rows per key are estimated from the first page (its length over the keys it spans), because no count
+    is available. The estimate decides the number of ranges: enough to keep ``concurrency`` requests busy,
+    never more ranges than the pages the rest would take at that density, so a sparse window (old orders
+    updated yesterday, spread over ten million ids) does not become thousands of empty requests.
+    """
+    first, head_last = head_keys[0], head_keys[-1]
+    head_end = head_last + 1
+    high = max(last_key + 1, head_end)
+    span = high - head_end
+    if span <= 0:
+        return SlicePlan(fingerprint, key, first, head_end, head_end, 1)
+    page_rows = max(1, len(head_keys))
+    density = min(1.0, len(head_keys) / (head_last - first + 1))
+    expected = max(1.0, span * density)
+    per_slice = min(
+        float(slice_rows), max(float(page_rows), expected / (SLICES_PER_WORKER * max(1, concurrency)))
+    )
+    count = max(1, math.ceil(expected / per_slice))
+    return SlicePlan(fingerprint, key, first, head_end, high, math.ceil(span / count))
+
+
+def and_filter(base: str | None, condition: str) -> str:
+    """``(base) and condition``: the user's filter (or the window) narrowed to a key range."""
+    return f"({base}) and {condition}" if base else condition
+
+
+def keyset_pages(
+    fetch: Callable[[dict[str, str]], tuple[list[dict[str, Any]], bool]],
+    params: dict[str, str],
+    key_range: KeyRange,
+    key: str,
+    where: str,
+) -> Iterator[list[dict[str, Any]]]:
+    """The pages of one key range, read by keyset: each request asks for keys after the last one read.
+
+    ``fetch(params)`` returns a page's rows and whether Norce said more follow (an ``@odata.nextLink``,
+    which is not followed: its ``$skip`` is what keyset paging avoids). Each key comes at most once and in
+    increasing order; a page that breaks that (a server ignoring ``$orderby`` or the key bounds) fails the
+    export rather than writing rows twice or out of order.
+    """
+    base = params.get("$filter")
+    condition = f"{key} ge {key_range.low} and {key} lt {key_range.high}"
+    last: int | None = None
+    while True:
+        rows, more = fetch({**params, "$filter": and_filter(base, condition), "$orderby": key})
+        for row in rows:
+            value = row.get(key)
+            if not isinstance(value, int) or isinstance(value, bool):
+                raise ValueError(
+                    f"{where}: a row's slice_key {key!r} is {value!r}, not an integer, so the window cannot be "
+                    f"cut into key ranges; set slice_key to an integer key of the entity set, or "
+                    "max_concurrency=1"
+                )
+            if not key_range.low <= value < key_range.high or (last is not None and value <= last):
+                raise NorceAPIError(
+                    f"{where}: Norce answered {key} {value} for the key range [{key_range.low}, "
+                    f"{key_range.high}) after {key} {last}; the rows are not in increasing key order within "
+                    "the range asked for, so the export stopped rather than write a row twice or out of "
+                    "order. Check the filter, or set max_concurrency=1",
+                    status_code=200,
+                    method="GET",
+                )
+            last = value
+        yield rows
+        if not more or not rows:
+            return
+        condition = f"{key} gt {last} and {key} lt {key_range.high}"
