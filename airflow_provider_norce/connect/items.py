@@ -1,19 +1,21 @@
 """Where the items of a Connect import come from: a list (or an XComArg resolved to one), or a JSON-array /
 JSON-lines file (local or any ``ObjectStoragePath``).
 
-It exists so that memory stays bounded: a file is streamed, one batch is in memory at a time, and the
-array parser reads chunks with ``json.JSONDecoder.raw_decode`` instead of ``json.load``. Standard library
-only, so importing it costs a DAG parse nothing.
+It exists so that memory stays bounded: a file is streamed (the operator holds at most two batches: the
+one being posted and the next, encoded by :func:`encoded_batches`), and the array parser reads chunks with
+``json.JSONDecoder.raw_decode`` instead of ``json.load``. Standard library only, so importing it costs a
+DAG parse nothing.
 """
 
 from __future__ import annotations
 
 import codecs
+import hashlib
 import itertools
 import json
 import os
 import re
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol
 
 from airflow_provider_norce.storage import fs_and_path, is_remote
 
@@ -84,11 +86,17 @@ class FileItems:
         self.path = path
         self.task_id = task_id
         self.name = f"items_path {str(path)!r}"
+        self._remote: tuple[Any, str] | None = None
 
     def _open(self) -> Any:
         try:
             if is_remote(self.path):
-                fs, path = fs_and_path(self.path)
+                # Resolved once, by the first pass (the validation scan, on the task's own thread): the
+                # posting pass reads on a worker thread (connect/prefetch.py), which must not look up an
+                # Airflow connection: below Airflow 3.3 the task's channel to its supervisor has no lock.
+                if self._remote is None:
+                    self._remote = fs_and_path(self.path)
+                fs, path = self._remote
                 return fs.open(path, "rb")
             return open(os.fspath(self.path), "rb")
         except FileNotFoundError:
@@ -138,6 +146,27 @@ def _with_task(lines: Iterator[tuple[int | None, Any]], task_id: str) -> Iterato
 def _batched(items: Iterator[dict[str, Any]], size: int) -> Iterator[list[dict[str, Any]]]:
     while batch := list(itertools.islice(items, size)):
         yield batch
+
+
+class EncodedBatch(NamedTuple):
+    """One batch as it is posted: how many items, the request body and its sha256 (the ledger's digest)."""
+
+    item_count: int
+    body: bytes
+    sha256: str
+
+
+def encoded_batches(items: Iterator[dict[str, Any]], size: int) -> Iterator[EncodedBatch]:
+    """``items`` in batches of ``size``, each encoded as the POST body: compact JSON, UTF-8.
+
+    The items themselves are dropped once encoded: only the bytes are kept while a batch waits for its
+    POST. The encoding is what the ledger's digests were computed from since the first release: changing
+    it would make a retry re-post every batch an earlier try posted.
+    """
+    for batch in _batched(items, size):
+        # allow_nan=False: NaN/Infinity are not JSON; ItemChecker refused such items before any POST
+        body = json.dumps(batch, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode("utf-8")
+        yield EncodedBatch(len(batch), body, hashlib.sha256(body).hexdigest())
 
 
 # -- streaming JSON --------------------------------------------------------------------------------
@@ -304,39 +333,45 @@ def _decode_value(buf: _Buffer, number: int) -> Any:
 
 
 def _json_lines(buf: _Buffer, first: str) -> Iterator[tuple[int, Any]]:
+    # Every complete line in the buffer is split off at once (one ``str.split`` per chunk, not a find and
+    # a slice per line): reading is half the cost of the validation pass and all of the posting pass.
     line_number = 0
-    scanned = buf.offset + buf.pos  # absolute position up to which the pending line holds no newline
+    scanned = buf.pos  # up to here the pending text holds no newline
     while True:
-        newline = buf.text.find("\n", max(buf.pos, scanned - buf.offset))
-        if newline < 0 and not buf.eof:
-            scanned = buf.offset + len(buf.text)
+        last = buf.text.rfind("\n", scanned)
+        if last < 0 and not buf.eof:
+            pending = len(buf.text) - buf.pos
             try:
-                buf.more(len(buf.text) - buf.pos)
+                buf.more(pending)
             except _TooLarge:
                 raise ValueError(
                     f"{buf.name}: line {line_number + 1} is longer than {_limit_text()} without a line "
                     "break; JSON lines holds one object per line (split such items), or the file is "
                     "malformed there"
                 ) from None
+            scanned = buf.pos + pending  # ``more`` moved the pending text to the buffer's start
             continue
-        end = len(buf.text) if newline < 0 else newline
-        line = buf.text[buf.pos : end]
-        buf.pos = end + 1 if newline >= 0 else end
-        scanned = buf.offset + buf.pos
-        line_number += 1
-        if line.strip():
-            try:
-                yield line_number, json.loads(line)
-            except ValueError as err:
-                hint = ""
-                # Only when line 1 ran out before its object ended (a pretty-printed object): an error
-                # inside the line is a plain syntax error there, not an object spread over lines.
-                cut_short = isinstance(err, json.JSONDecodeError) and err.pos >= len(line.rstrip())
-                if line_number == 1 and first == "{" and cut_short:
-                    hint = (
-                        "; the file looks like one JSON object over several lines: an items file is a "
-                        "JSON array of objects ([{...}, {...}]) or JSON lines (one object per line)"
-                    )
-                raise ValueError(f"{buf.name}: line {line_number} is not valid JSON ({err}){hint}") from None
-        if newline < 0:
+        end = len(buf.text) if last < 0 else last  # at the end of the file: the last line, unterminated
+        block = buf.text[buf.pos : end].split("\n")
+        buf.pos = scanned = end + 1 if last >= 0 else end
+        for line in block:
+            line_number += 1
+            if line.strip():
+                try:
+                    value = json.loads(line)
+                except ValueError as err:
+                    hint = ""
+                    # Only when line 1 ran out before its object ended (a pretty-printed object): an error
+                    # inside the line is a plain syntax error there, not an object spread over lines.
+                    cut_short = isinstance(err, json.JSONDecodeError) and err.pos >= len(line.rstrip())
+                    if line_number == 1 and first == "{" and cut_short:
+                        hint = (
+                            "; the file looks like one JSON object over several lines: an items file is a "
+                            "JSON array of objects ([{...}, {...}]) or JSON lines (one object per line)"
+                        )
+                    raise ValueError(
+                        f"{buf.name}: line {line_number} is not valid JSON ({err}){hint}"
+                    ) from None
+                yield line_number, value
+        if last < 0:
             return

@@ -3,7 +3,9 @@
 Three promises shape the import:
 
 * **Memory stays bounded.** Items are read by :mod:`airflow_provider_norce.connect.items`, which streams
-  files: one batch is in memory at a time.
+  files: at most two batches are in memory, the one being posted and the next one, which a worker thread
+  reads and encodes meanwhile (:mod:`airflow_provider_norce.connect.prefetch`); the POSTs stay on the
+  calling thread, one at a time and in order.
 * **Nothing is posted twice.** Every batch's job id is recorded in the durable ledger of
   :mod:`airflow_provider_norce.connect.ledger` before the next batch is posted, so a retried try re-uses
   the recorded job ids; a POST whose answer was lost (timeout, 5xx) is recorded as *uncertain* and never
@@ -18,16 +20,15 @@ module decides.
 
 from __future__ import annotations
 
-import hashlib
-import json
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 # Both are standard library only: cheap at DAG parse time.
 from airflow_provider_norce.arguments import as_bool, conn_id, finite_seconds, positive_int
-from airflow_provider_norce.connect.items import FileItems, ListItems, _batched
+from airflow_provider_norce.connect.items import FileItems, ListItems, encoded_batches
 from airflow_provider_norce.connect.ledger import ledger_for
+from airflow_provider_norce.connect.prefetch import OneAhead
 from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError
 
 if TYPE_CHECKING:
@@ -320,65 +321,80 @@ class NorceConnectImportOperator(BaseOperator):
         total: int,
         ledger: Ledger,
     ) -> list[ImportAnswer]:
-        from airflow_provider_norce.connect.jobs import fetch_job_state
-
         url = hook.service_url("connect") + method
         batches = -(-total // batch_size)
         answers: list[ImportAnswer] = []
-        for index, batch in enumerate(_batched(iter(source), batch_size)):
-            first = index * batch_size + 1
-            where = f"batch {index + 1} of {batches} (items {first}-{first + len(batch) - 1}) of {method}"
-            # allow_nan=False: NaN/Infinity are not JSON; ItemChecker refused such items before any POST
-            body = json.dumps(batch, separators=(",", ":"), ensure_ascii=False, allow_nan=False).encode(
-                "utf-8"
-            )
-            digest = hashlib.sha256(body).hexdigest()
-            recorded = ledger.get(index)
-            if recorded is not None and recorded.get("sha256") == digest:
-                if recorded.get("uncertain"):
-                    raise NorceJobError(
-                        f"Task {self.task_id!r}: {where} was posted on an earlier try, but its answer was "
-                        "lost, so Norce may have received it. It is not posted again automatically. Check "
-                        f"the Connect jobs in Norce Admin; if it never arrived, delete {ledger.describe(index)} "
-                        "and clear this task."
-                    )
-                state = fetch_job_state(hook, recorded["job_id"])
-                if not (state.is_finished and not state.succeeded):
-                    self.log.info(
-                        "Norce Connect: %s already has job %s (%s) from an earlier try; not posting it again",
-                        where,
-                        state.job_id,
-                        state.status,
-                    )
-                    answers.append(_answer_from_record(recorded))
-                    continue
-                self.log.warning(
-                    "Norce Connect: job %s of %s ended %s on an earlier try and applied nothing; posting "
-                    "the batch again",
-                    state.job_id,
+        # The next batch is read and encoded on a worker thread while this one is posted; the POSTs, the
+        # ledger and the logs stay here, in order (see connect/prefetch.py).
+        with OneAhead(
+            lambda checked: encoded_batches(checked(iter(source)), batch_size),
+            name=f"norce-import-reader-{self.task_id}",
+        ) as encoded:
+            for index, (count, body, digest) in enumerate(encoded):
+                first = index * batch_size + 1
+                where = f"batch {index + 1} of {batches} (items {first}-{first + count - 1}) of {method}"
+                answer = self._post_once(hook, url, header, body, where, index, digest, ledger)
+                answers.append(answer)
+        return answers
+
+    def _post_once(
+        self,
+        hook: NorceHook,
+        url: str,
+        header: str,
+        body: bytes,
+        where: str,
+        index: int,
+        digest: str,
+        ledger: Ledger,
+    ) -> ImportAnswer:
+        """Post batch ``index`` unless an earlier try already did (the ledger says so); record its job."""
+        from airflow_provider_norce.connect.jobs import fetch_job_state
+
+        recorded = ledger.get(index)
+        if recorded is not None and recorded.get("sha256") == digest:
+            if recorded.get("uncertain"):
+                raise NorceJobError(
+                    f"Task {self.task_id!r}: {where} was posted on an earlier try, but its answer was "
+                    "lost, so Norce may have received it. It is not posted again automatically. Check "
+                    f"the Connect jobs in Norce Admin; if it never arrived, delete {ledger.describe(index)} "
+                    "and clear this task."
+                )
+            state = fetch_job_state(hook, recorded["job_id"])
+            if not (state.is_finished and not state.succeeded):
+                self.log.info(
+                    "Norce Connect: %s already has job %s (%s) from an earlier try; not posting it again",
                     where,
+                    state.job_id,
                     state.status,
                 )
-            elif recorded is not None:
-                self.log.warning(
-                    "Norce Connect: %s differs from what an earlier try posted as job %s; posting the new "
-                    "content",
-                    where,
-                    recorded.get("job_id") or "(unknown)",
-                )
-            answer = self._post(hook, url, header, body, where, index, digest, ledger)
-            ledger.set(
-                index,
-                {
-                    "job_id": answer.job_id,
-                    "sha256": digest,
-                    "validation_failures": answer.validation_failures,
-                    "messages": answer.messages,
-                },
+                return _answer_from_record(recorded)
+            self.log.warning(
+                "Norce Connect: job %s of %s ended %s on an earlier try and applied nothing; posting "
+                "the batch again",
+                state.job_id,
+                where,
+                state.status,
             )
-            self.log.info("Norce Connect: %s posted as job %s", where, answer.job_id)
-            answers.append(answer)
-        return answers
+        elif recorded is not None:
+            self.log.warning(
+                "Norce Connect: %s differs from what an earlier try posted as job %s; posting the new "
+                "content",
+                where,
+                recorded.get("job_id") or "(unknown)",
+            )
+        answer = self._post(hook, url, header, body, where, index, digest, ledger)
+        ledger.set(
+            index,
+            {
+                "job_id": answer.job_id,
+                "sha256": digest,
+                "validation_failures": answer.validation_failures,
+                "messages": answer.messages,
+            },
+        )
+        self.log.info("Norce Connect: %s posted as job %s", where, answer.job_id)
+        return answer
 
     def _post(
         self,
