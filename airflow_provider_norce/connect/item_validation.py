@@ -16,6 +16,15 @@ What is checked, per :mod:`airflow_provider_norce.connect.contracts` (from ``con
 The same pass counts, for every mask of the method, how many objects it governs and how many carry each
 key (:class:`~airflow_provider_norce.connect.header.MaskUsage`), so the header's masks can be derived
 without keeping the items: memory stays bounded for streamed files.
+
+Speed: the check runs over every item before the first POST, so its cost per item bounds an import. Items
+of one file nearly all have the same keys, so the checker compiles, per object shape (schema, place in the
+item, key tuple), a :class:`_Shape`: the fields to check with a predicate each (an exact-type test, then
+only the format checks: length, date-time, enum, int32 range), the nested objects' shapes, the unknown
+keys and their warnings. An item that fits is accepted that way and its mask usage is tallied per shape
+(added up at the end). An item the fast path does not accept is walked again by the original, explaining
+walk (``_check_object``), which alone writes problems: the fast path decides nothing it cannot prove, so
+errors, warnings and counts are the same (``tests/connect/test_item_check_parity.py``).
 """
 
 from __future__ import annotations
@@ -24,17 +33,16 @@ import math
 import re
 import uuid
 from collections import Counter
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
+from functools import lru_cache
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_norce.connect.contracts import contracts
 from airflow_provider_norce.connect.header import MaskUsage
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
-
     from airflow_provider_norce.connect.contracts import ImportContract, ItemField, ItemSchema
     from airflow_provider_norce.connect.items import ItemSource
 
@@ -43,6 +51,15 @@ MAX_SHOWN = 20
 #: Distinct unknown keys remembered (a file of random keys must not grow memory).
 MAX_UNKNOWN_KEYS = 50
 INT32 = (-(2**31), 2**31 - 1)
+#: Key tuples compiled per object shape; past this (a file of ever-new keys) objects take the explaining
+#: walk, so that memory stays bounded whatever the file holds.
+MAX_SHAPES = 256
+#: Nor are key tuples of more characters than this compiled (what is cached must stay small).
+MAX_SHAPE_KEY_CHARS = 4096
+#: Distinct accepted enum spellings ("active", "Active "...) remembered per field, and the longest text
+#: a cache (enum spellings, date-times, UUIDs) remembers: longer values are checked every time.
+MAX_ENUM_SPELLINGS = 256
+MAX_CACHED_CHARS = 64
 #: Key spellings of the docs that .NET (what Norce reads) spells otherwise
 #: (``connect.json disagreements`` "Variant dangerous-goods key").
 KEY_HINTS = {"IsDagerousGoods": "IsDangerousGoods"}
@@ -79,9 +96,18 @@ def _one_of(*keys: str) -> Rule:
     return rule
 
 
+def _elements(value: Any) -> Iterator[Any]:
+    """The elements of a value given for an array; none when it cannot be iterated (an integer, a
+    datetime: its field's own check has said so, and a rule must not crash on it)."""
+    try:
+        return iter(value or ())
+    except TypeError:
+        return iter(())
+
+
 def _product_identified(obj: dict[str, Any], context: RuleContext) -> str | None:
-    variants = [v for v in obj.get("Variants") or [] if isinstance(v, dict)]
-    skus = [s for v in variants for s in v.get("Skus") or [] if isinstance(s, dict)]
+    variants = [v for v in _elements(obj.get("Variants")) if isinstance(v, dict)]
+    skus = [s for v in variants for s in _elements(v.get("Skus")) if isinstance(s, dict)]
     if any(_text(s, "PartNo") for s in skus):
         return None
     if _text(obj, "ManufacturerCode") and any(_text(v, "ManufacturerPartNo") for v in variants):
@@ -195,6 +221,99 @@ class _ItemWalk:
     keys: dict[str, Counter[str]] = field(default_factory=dict)
 
 
+#: Accepts one value of a field exactly when the explaining walk finds no problem with the value itself
+#: (its nested objects are checked by their own shapes).
+Accepts = Callable[[Any], bool]
+
+
+@dataclass(eq=False)
+class _Shape:
+    """How to accept an object of one schema, at one place, with one key tuple (see the module's Speed).
+
+    ``fast`` is false when the key tuple alone makes the object invalid (a required key is missing):
+    such objects always take the explaining walk.
+    """
+
+    node: _Node
+    fast: bool
+    #: (key, predicate) of the present schema fields that are not objects or arrays of objects
+    scalars: tuple[tuple[str, Accepts], ...] = ()
+    #: (key, the nested node, an array of objects?, null allowed?), in schema order as the walk goes
+    nested: tuple[tuple[str, _Node, bool, bool], ...] = ()
+    #: keys the schema does not know (their values must still be JSON) and their warning entries
+    unknown: tuple[str, ...] = ()
+    entries: tuple[str, ...] = ()
+    #: the present schema fields, in the object's key order: what the mask of this place counts
+    known: tuple[str, ...] = ()
+    rules: tuple[Rule, ...] = ()
+
+
+class _Node:
+    """One item schema at one place in the item (``Variants[].Skus[]``): its compiled key tuples."""
+
+    def __init__(self, checker: ItemChecker, schema: ItemSchema, shape: str) -> None:
+        self.checker = checker
+        self.schema = schema
+        self.shape = shape
+        self.counted = shape in checker.mask_paths
+        self.shapes: dict[tuple[Any, ...], _Shape] = {}
+        self.children: dict[str, _Node] = {}
+
+    def compile(self, keys: tuple[Any, ...]) -> _Shape | None:
+        """The shape of objects with exactly ``keys``; ``None`` (the explaining walk decides) once
+        :data:`MAX_SHAPES` are compiled, or for keys that are not text or too long to keep."""
+        if (
+            len(self.shapes) >= MAX_SHAPES
+            or not all(type(key) is str for key in keys)
+            or sum(map(len, keys)) > MAX_SHAPE_KEY_CHARS
+        ):
+            return None
+        shape = self._compile(keys)
+        self.shapes[keys] = shape
+        return shape
+
+    def _compile(self, keys: tuple[Any, ...]) -> _Shape:
+        schema, checker = self.schema, self.checker
+        present = set(keys)
+        if any(spec.required and spec.name not in present for spec in schema.fields):
+            return _Shape(self, fast=False)
+        scalars: list[tuple[str, Accepts]] = []
+        nested: list[tuple[str, _Node, bool, bool]] = []
+        for spec in schema.fields:
+            if spec.name not in present:
+                continue
+            if spec.kind in ("object", "array"):
+                nested.append((spec.name, self.child(spec), spec.kind == "array", _null_ok(spec)))
+            else:
+                scalars.append((spec.name, checker._accepts(spec)))
+        unknown = tuple(key for key in keys if schema.field(key) is None)
+        prefix = f"{self.shape}." if self.shape else ""
+        return _Shape(
+            self,
+            fast=True,
+            scalars=tuple(scalars),
+            nested=tuple(nested),
+            unknown=unknown,
+            entries=tuple(f"unknown key {prefix + key!r}{_key_hint(key, schema)}" for key in unknown),
+            known=tuple(key for key in keys if key not in unknown),
+            rules=RULES.get(schema.key, ()),
+        )
+
+    def child(self, spec: ItemField) -> _Node:
+        node = self.children.get(spec.name)
+        if node is None:
+            shape = f"{self.shape}.{spec.name}" if self.shape else spec.name
+            shape += "[]" if spec.kind == "array" else ""
+            node = _Node(self.checker, self.checker.model.schema(str(spec.ref)), shape)
+            self.children[spec.name] = node
+        return node
+
+
+def _null_ok(spec: ItemField) -> bool:
+    """Whether ``null`` passes the explaining walk's null check (it is not checked further)."""
+    return not spec.required and spec.nullable
+
+
 class ItemChecker:
     """Checks items of one import method and counts what the masks govern."""
 
@@ -207,31 +326,52 @@ class ItemChecker:
         for binding in contract.masks:
             for path in binding.paths:
                 self.mask_paths.setdefault(path, []).append(binding.header_field)
+        self._root = _Node(self, contract.item_schema, "")
 
     def scan(self, source: ItemSource) -> ItemScan:
         """Read every item of ``source`` once: validate it and count mask usage (bounded memory)."""
         scan = ItemScan(self.contract.method, source.name)
         objects: Counter[str] = Counter()
         keys: dict[str, Counter[str]] = {}
+        #: shapes of accepted objects -> how many; added to objects/keys at the end (first-use order)
+        tally: dict[_Shape, int] = {}
+        unknown = scan.unknown
+        fits, root = self._fits, self._root
         numbered = getattr(source, "numbered", None)
         lines = numbered() if callable(numbered) else ((None, item) for item in source)
+        number = 0
         for number, (line, item) in enumerate(lines, start=1):
-            scan.total = number
-            walk = _ItemWalk(scan.unknown)
+            visited: list[_Shape] = []
+            if fits(item, root, visited):
+                for shape in visited:
+                    tally[shape] = tally.get(shape, 0) + 1
+                    for entry in shape.entries:
+                        if entry in unknown or len(unknown) < MAX_UNKNOWN_KEYS:
+                            unknown[entry] += 1
+                continue
+            walk = _ItemWalk(unknown)
             self._check_object(item, self.contract.item_schema, "", "", walk)
             problems = walk.problems
             if not problems:  # only items that will be sent shape the masks
                 objects.update(walk.objects)
-                for shape, carried in walk.keys.items():
-                    keys.setdefault(shape, Counter()).update(carried)
+                for place, carried in walk.keys.items():
+                    keys.setdefault(place, Counter()).update(carried)
             else:
                 scan.invalid.add(number)
                 scan.error_count += len(problems)
                 room = MAX_SHOWN - len(scan.errors)
                 label = f"item {number}" if line is None else f"item {number} (line {line})"
                 scan.errors += [f"{label}, {p}" for p in problems[: max(room, 0)]]
+        scan.total = number
+        for shape, count in tally.items():
+            node = shape.node
+            if node.counted:
+                objects[node.shape] += count
+                counted = keys.setdefault(node.shape, Counter())
+                for key in shape.known:
+                    counted[key] += count
         for binding in self.contract.masks:
-            counted: Counter[str] = Counter()
+            counted = Counter()
             for path in binding.paths:
                 counted.update(keys.get(path, Counter()))
             scan.usage[binding.header_field] = MaskUsage(
@@ -244,6 +384,108 @@ class ItemChecker:
         walk = _ItemWalk(Counter())
         self._check_object(item, self.contract.item_schema, "", "", walk)
         return walk.problems
+
+    # -- the fast path: accept what fits, decide nothing else -----------------------------------------
+
+    def _fits(self, obj: dict[str, Any], node: _Node, visited: list[_Shape]) -> bool:
+        """Whether ``obj`` certainly fits (then its shapes, children first as the walk counts them, are
+        appended to ``visited``); ``False`` when it does not fit or the fast path cannot tell."""
+        keys = tuple(obj)
+        shape = node.shapes.get(keys) or node.compile(keys)
+        if shape is None or not shape.fast:
+            return False
+        for key, accepts in shape.scalars:
+            if not accepts(obj[key]):
+                return False
+        for key, child, many, null_ok in shape.nested:
+            value = obj[key]
+            if value is None:
+                if null_ok:
+                    continue
+                return False
+            if many:
+                if not isinstance(value, list):
+                    return False
+                for element in value:
+                    if not isinstance(element, dict) or not self._fits(element, child, visited):
+                        return False
+            elif not isinstance(value, dict) or not self._fits(value, child, visited):
+                return False
+        for key in shape.unknown:
+            if _json_problem(obj[key], key) is not None:
+                return False
+        context = self.context
+        for rule in shape.rules:
+            if rule(obj, context):
+                return False
+        visited.append(shape)
+        return True
+
+    def _accepts(self, spec: ItemField) -> Accepts:
+        """The predicate of a field that is not an object or an array of objects: a test of the usual
+        exact types (``str``, ``int``, ``float``, ``bool``) and format, else the explaining walk's own
+        check of the value (subclasses, ``null``, wrong types: rare, and never decided twice)."""
+
+        def explain(value: Any) -> bool:
+            return self._value_problem(value, spec, spec.name) is None
+
+        kind, required, limit = spec.kind, bool(spec.required), spec.max_length
+        if kind == "string":
+            if limit is not None:
+                return lambda v: (
+                    (type(v) is str and len(v) <= limit and (not required or v.strip() != "")) or explain(v)
+                )
+            if required:
+                return lambda v: (type(v) is str and v.strip() != "") or explain(v)
+            return lambda v: type(v) is str or explain(v)
+        if kind == "date-time":
+            return lambda v: (
+                (
+                    type(v) is str
+                    and len(v) <= MAX_CACHED_CHARS
+                    and _cached_date_time(v)
+                    and (not required or v.strip() != "")
+                )
+                or explain(v)
+            )
+        if kind == "uuid":
+            return lambda v: (
+                (
+                    type(v) is str
+                    and len(v) <= MAX_CACHED_CHARS
+                    and _cached_uuid(v)
+                    and (not required or v.strip() != "")
+                )
+                or explain(v)
+            )
+        if kind == "integer":
+            low, high = INT32
+            return lambda v: (type(v) is int and low <= v <= high) or explain(v)
+        if kind == "number":
+            return lambda v: (
+                (type(v) is float and math.isfinite(v)) or (type(v) is int and -_BIG < v < _BIG) or explain(v)
+            )
+        if kind == "boolean":
+            return lambda v: type(v) is bool or explain(v)
+        if kind == "enum":
+            codes = frozenset(code for code, _ in self.model.enum(str(spec.ref)).values)
+            spellings: set[str] = set()
+
+            def enum(v: Any) -> bool:
+                if type(v) is int:
+                    return v in codes or explain(v)
+                if type(v) is str and v in spellings:
+                    return True
+                if not explain(v):
+                    return False
+                if type(v) is str and len(v) <= MAX_CACHED_CHARS and len(spellings) < MAX_ENUM_SPELLINGS:
+                    spellings.add(v)
+                return True
+
+            return enum
+        return explain
+
+    # -- the explaining walk: every problem, with its field path -------------------------------------
 
     def _check_object(
         self,
@@ -296,27 +538,12 @@ class ItemChecker:
         shape: str,
         walk: _ItemWalk,
     ) -> None:
-        problems = walk.problems
-        if value is None:
-            if spec.required:
-                problems.append(f"field {where}: is required by Norce's contract, and null")
-            elif not spec.nullable:
-                problems.append(
-                    f"field {where}: may not be null (Norce's type is not nullable); leave it out"
-                )
-            return
-        if spec.required and isinstance(value, str) and not value.strip():
-            problems.append(f"field {where}: is required, and empty")
-            return
-        problem = self._type_problem(value, spec)
+        problem = self._value_problem(value, spec, where)
         if problem:
-            problems.append(f"field {where}: {problem}")
+            walk.problems.append(problem)
             return
-        if spec.kind not in ("object", "array"):  # those are walked below, field by field
-            problem = _json_problem(value, where)
-            if problem:
-                problems.append(problem)
-                return
+        if value is None:
+            return
         child_shape = f"{shape}.{spec.name}" if shape else spec.name
         if spec.kind == "object":
             schema = self.model.schema(str(spec.ref))
@@ -326,9 +553,28 @@ class ItemChecker:
             for index, element in enumerate(value):
                 at = f"{where}[{index}]"
                 if not isinstance(element, dict):
-                    problems.append(f"field {at}: must be a JSON object ({schema.key}), got {_kind(element)}")
+                    walk.problems.append(
+                        f"field {at}: must be a JSON object ({schema.key}), got {_kind(element)}"
+                    )
                     continue
                 self._check_object(element, schema, at, f"{child_shape}[]", walk)
+
+    def _value_problem(self, value: Any, spec: ItemField, where: str) -> str | None:
+        """The problem of the value itself (not of its nested objects), or ``None``."""
+        if value is None:
+            if spec.required:
+                return f"field {where}: is required by Norce's contract, and null"
+            if not spec.nullable:
+                return f"field {where}: may not be null (Norce's type is not nullable); leave it out"
+            return None
+        if spec.required and isinstance(value, str) and not value.strip():
+            return f"field {where}: is required, and empty"
+        problem = self._type_problem(value, spec)
+        if problem:
+            return f"field {where}: {problem}"
+        if spec.kind not in ("object", "array"):  # those are walked field by field
+            return _json_problem(value, where)
+        return None
 
     def _type_problem(self, value: Any, spec: ItemField) -> str | None:
         kind = spec.kind
@@ -341,17 +587,22 @@ class ItemChecker:
             if not _is_date_time(value):
                 return f"must be an ISO-8601 date-time such as 2025-01-31T12:00:00Z, got {value!r}"
         elif kind == "uuid":
-            try:
-                uuid.UUID(value)
-            except ValueError:
+            if not _is_uuid(value):
                 return f"must be a UUID such as 3f2504e0-4f89-11d3-9a0c-0305e82c3301, got {value!r}"
         elif kind == "integer":
             if not isinstance(value, int) or isinstance(value, bool):
                 return f"must be an integer, got {_kind(value)}"
             if not INT32[0] <= value <= INT32[1]:
-                return f"is {value}, outside Norce's 32-bit integer range"
+                return f"is {_int_text(value)}, outside Norce's 32-bit integer range"
         elif kind == "number":
-            if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+            if isinstance(value, bool) or not isinstance(value, (int, float)):
+                return f"must be a number, got {_kind(value)}"
+            if isinstance(value, int) and not -_BIG < value < _BIG:
+                try:
+                    float(value)
+                except OverflowError:  # math.isfinite would raise it
+                    return f"is an integer of {value.bit_length()} bits, too large for a number (at most about 1.8e308)"
+            elif not math.isfinite(value):
                 return f"must be a number, got {_kind(value)}"
         elif kind == "boolean":
             if not isinstance(value, bool):
@@ -417,12 +668,36 @@ def _kind(value: Any) -> str:
     if value is None:
         return "null"
     names = {bool: "a boolean", int: "an integer", float: "a number", str: "a string", list: "an array"}
+    shown = (
+        _int_text(value) if isinstance(value, int) else repr(value) if isinstance(value, (float, str)) else ""
+    )
     return names.get(type(value), "an object" if isinstance(value, dict) else type(value).__name__) + (
-        f" {value!r}" if isinstance(value, (bool, int, float, str)) and len(repr(value)) <= 40 else ""
+        f" {shown}" if shown and len(shown) <= 40 else ""
     )
 
 
+#: Integers beyond this are checked against float's range (JSON numbers Norce reads as double/decimal).
+_BIG = 2**1000
+
+
+def _int_text(value: int) -> str:
+    """``value`` as text; an integer too long to print (``sys.get_int_max_str_digits``) by its size."""
+    try:
+        return repr(value)
+    except ValueError:
+        return f"an integer of {value.bit_length()} bits"
+
+
+def _is_uuid(text: str) -> bool:
+    try:
+        uuid.UUID(text)
+    except ValueError:
+        return False
+    return True
+
+
 def _is_date_time(text: str) -> bool:
+    """Whether Norce reads ``text`` as a date-time."""
     match = _DATE_TIME.fullmatch(text.strip())
     if not match:
         return False
@@ -432,6 +707,12 @@ def _is_date_time(text: str) -> bool:
     except ValueError:
         return False
     return True
+
+
+#: The fast path's date-time and UUID checks, cached (a file repeats the same few dates and keys); only
+#: values of at most MAX_CACHED_CHARS characters are passed, so the caches stay small.
+_cached_date_time = lru_cache(maxsize=4096)(_is_date_time)
+_cached_uuid = lru_cache(maxsize=4096)(_is_uuid)
 
 
 def _key_hint(key: str, schema: ItemSchema) -> str:
