@@ -248,6 +248,7 @@ class SlicedExport:
                 writer = JsonLinesWriter(handle)
                 for rows in keyset_pages(fetch, self.params, key_range, self.key, where):
                     self._write_page(writer, rows)
+                    del rows  # not kept alive while the next page is fetched
         except _Stopped:
             return
 

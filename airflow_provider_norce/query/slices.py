@@ -150,25 +150,37 @@ def keyset_pages(
     last: int | None = None
     while True:
         rows, more = fetch({**params, "$filter": and_filter(base, condition), "$orderby": key})
-        for row in rows:
-            value = row.get(key)
-            if not isinstance(value, int) or isinstance(value, bool):
-                raise ValueError(
-                    f"{where}: a row's slice_key {key!r} is {value!r}, not an integer, so the window cannot be "
-                    f"cut into key ranges; set slice_key to an integer key of the entity set, or "
-                    "max_concurrency=1"
-                )
-            if not key_range.low <= value < key_range.high or (last is not None and value <= last):
-                raise NorceAPIError(
-                    f"{where}: Norce answered {key} {value} for the key range [{key_range.low}, "
-                    f"{key_range.high}) after {key} {last}; the rows are not in increasing key order within "
-                    "the range asked for, so the export stopped rather than write a row twice or out of "
-                    "order. Check the filter, or set max_concurrency=1",
-                    status_code=200,
-                    method="GET",
-                )
-            last = value
+        last = _last_key(rows, key, key_range, last, where)
+        empty = not rows
         yield rows
-        if not more or not rows:
+        # drop this page before asking for the next: with N slices in flight, a page kept alive across the
+        # request would double what the export holds over the sequential one
+        del rows
+        if not more or empty:
             return
         condition = f"{key} gt {last} and {key} lt {key_range.high}"
+
+
+def _last_key(
+    rows: list[dict[str, Any]], key: str, key_range: KeyRange, last: int | None, where: str
+) -> int | None:
+    """The page's last key, after checking every key is an integer, in the range and after ``last``."""
+    for row in rows:
+        value = row.get(key)
+        if not isinstance(value, int) or isinstance(value, bool):
+            raise ValueError(
+                f"{where}: a row's slice_key {key!r} is {value!r}, not an integer, so the window cannot be "
+                f"cut into key ranges; set slice_key to an integer key of the entity set, or "
+                "max_concurrency=1"
+            )
+        if not key_range.low <= value < key_range.high or (last is not None and value <= last):
+            raise NorceAPIError(
+                f"{where}: Norce answered {key} {value} for the key range [{key_range.low}, "
+                f"{key_range.high}) after {key} {last}; the rows are not in increasing key order within "
+                "the range asked for, so the export stopped rather than write a row twice or out of "
+                "order. Check the filter, or set max_concurrency=1",
+                status_code=200,
+                method="GET",
+            )
+        last = value
+    return last

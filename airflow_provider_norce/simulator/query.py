@@ -29,6 +29,7 @@ its row); every cache key holds the source's ``version``, so an update is seen b
 from __future__ import annotations
 
 import heapq
+import itertools
 import json
 import threading
 from collections import OrderedDict
@@ -349,8 +350,15 @@ class QueryService:
                         return False
                     return predicate is None or predicate(scan(index))
 
-                key = (entity.name, "filter", options.filter_text, window.start, window.stop, version)
-                indices = self._cached(entity, key, lambda: [i for i in window if matches(i)])
+                needed = _first_needed(source, options, self.page_size, overridden)
+                if needed is not None:  # a keyset page: scan only as far as the page (and one more row)
+                    descending = bool(options.orderby) and options.orderby[0][1]
+                    order = reversed(window) if descending else window
+                    found = list(itertools.islice((i for i in order if matches(i)), needed))
+                    indices = found[::-1] if descending else found  # _ordered reverses a descending key
+                else:
+                    key = (entity.name, "filter", options.filter_text, window.start, window.stop, version)
+                    indices = self._cached(entity, key, lambda: [i for i in window if matches(i)])
             if overridden:
                 scan_row = getattr(source, "scan_row", source.row)
                 base = indices
@@ -565,3 +573,22 @@ def _boolean(name: str, text: str | None) -> bool:
     if text.lower() not in ("true", "false"):
         raise ODataError(f"Invalid value '{text}' for {name}: expected true or false.")
     return text.lower() == "true"
+
+
+def _first_needed(source: Any, options: _Options, page_size: int, overridden: Any) -> int | None:
+    """How many matches a page needs when the rows come in index order and nothing counts them all.
+
+    Why: a keyset page (``Id gt <last> and ...``, ``$orderby=Id``) has a new filter text each time, so the
+    per-query cache never hits, and scanning the whole candidate range for one page made each page cost
+    what a full listing costs. Norce answers such a page from an index, at the cost of a page; so does the
+    simulator now, by scanning only until it has the page and one more row (which says a nextLink follows).
+    Not with ``$count`` (it needs every match), ``$skip`` (served from the cached full scan) or late updates.
+    """
+    if options.count or overridden or options.skip:
+        return None
+    keys = options.orderby
+    monotonic = getattr(source, "monotonic", {})
+    if keys and not (len(keys) == 1 and keys[0][0] in monotonic):
+        return None
+    page = page_size if options.top is None else min(options.top, page_size)
+    return options.skip + page + 1
