@@ -1,7 +1,8 @@
 """``NorceQueryExportOperator``: export a Norce Query (OData) entity set to a JSON-lines or CSV file.
 
-The operator stays thin: the hook pages through Query (``@odata.nextLink``, retries, tokens), the writers in
-:mod:`airflow_provider_norce.query.files` make the file appear atomically, and
+The operator stays thin: the hook pages through Query (``@odata.nextLink``, retries, tokens),
+:mod:`airflow_provider_norce.query.concurrent` reads key ranges of the window concurrently and resumably,
+the writers in :mod:`airflow_provider_norce.query.files` make the file appear atomically, and
 :mod:`airflow_provider_norce.query.window` decides the default incremental window. Only a small summary
 (``{"path", "rows", "pages"}``) goes to XCom; the rows go to the file.
 """
@@ -37,7 +38,8 @@ DEFAULT_MAX_CONCURRENCY = 8
 
 
 class NorceQueryExportOperator(BaseOperator):
-    """Stream a Norce Query entity set, page by page, into one file that appears only when complete.
+    """Read a Norce Query entity set, page by page or by concurrent key ranges, into one file that appears
+    only when complete.
 
     :param entity: the entity set, ``Namespace/EntitySet`` (``Orders/Orders``, ``Products/ProductSkus``).
     :param destination: a local path, an ``ObjectStoragePath`` or an object-storage URI
@@ -163,6 +165,9 @@ class NorceQueryExportOperator(BaseOperator):
         if problem:
             raise ValueError(f"Task {self.task_id!r}: {problem}")
         progress_interval = non_negative_float(self.progress_interval, "progress_interval", self.task_id)
+        concurrency = positive_int(self.max_concurrency, "max_concurrency", self.task_id)
+        slice_rows = positive_int(self.slice_rows, "slice_rows", self.task_id)
+        _lookback(self.lookback, self.task_id)
         select = _names(self.select)
         self.norce_conn_id = conn_id(self.norce_conn_id, self.task_id)
         hook = self.get_hook()
@@ -176,8 +181,6 @@ class NorceQueryExportOperator(BaseOperator):
             file_format,
             params.get("$filter", "(none: the whole entity set)"),
         )
-        concurrency = positive_int(self.max_concurrency, "max_concurrency", self.task_id)
-        slice_rows = positive_int(self.slice_rows, "slice_rows", self.task_id)
         key = self._slice_key(concurrency)
         if key is not None:
             return self._export_sliced(

@@ -197,3 +197,27 @@ def test_lookback_with_an_explicit_filter_is_refused(tmp_path):
     )
     with pytest.raises(ValueError, match=r"'export_orders': lookback widens the default window"):
         op.query_params({})
+
+
+@pytest.mark.parametrize(
+    ("argument", "value", "message"),
+    [
+        ("max_concurrency", 0, r"max_concurrency"),
+        ("max_concurrency", "eight", r"max_concurrency"),
+        ("slice_rows", -5, r"slice_rows"),
+        ("lookback", -60, r"lookback"),
+        ("lookback", "soon", r"lookback"),
+    ],
+)
+def test_bad_concurrency_arguments_are_named_before_any_request(tmp_path, argument, value, message):
+    op = NorceQueryExportOperator(
+        task_id="export_orders",
+        destination=str(tmp_path / "x.jsonl"),
+        filter=None if argument == "lookback" else MONTH,
+        **{argument: value},
+    )
+    with pytest.raises(ValueError, match=rf"'export_orders'.*{message}"):
+        op.execute(
+            {"params": {}, "data_interval_start": utc(2026, 11, 1), "data_interval_end": utc(2026, 11, 2)}
+        )
+    assert os.listdir(tmp_path) == []
