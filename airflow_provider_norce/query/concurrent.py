@@ -28,10 +28,9 @@ import time
 from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
-from airflow_provider_norce.exceptions import NorceAPIError
 from airflow_provider_norce.query.aimd import AimdLimit
 from airflow_provider_norce.query.files import JsonLinesWriter, atomic_output, make_writer
-from airflow_provider_norce.query.slices import KeyRange, SlicePlan, keyset_pages, plan_slices
+from airflow_provider_norce.query.slices import KeyRange, SlicePlan, checked_keys, keyset_pages, plan_slices
 from airflow_provider_norce.query.staging import Staging
 
 if TYPE_CHECKING:
@@ -167,7 +166,7 @@ class SlicedExport:
         with self.limit.permit():
             rows, next_link = self.hook.odata_page(self.endpoint, params=params)
         self._count(rows)
-        keys = _keys(rows, self.key, self.where)
+        keys = checked_keys(rows, self.key, self.where)
         if next_link in (None, "") or not rows:
             return rows
         probe = {
@@ -179,7 +178,7 @@ class SlicedExport:
             probe["$filter"] = self.params["$filter"]
         with self.limit.permit():
             last_rows, _ = self.hook.odata_page(self.endpoint, params=probe)
-        last = _keys(last_rows, self.key, self.where)
+        last = checked_keys(last_rows, self.key, self.where)
         plan = plan_slices(
             self.digest, self.key, keys, last[0] if last else keys[-1], self.concurrency, self.slice_rows
         )
@@ -274,7 +273,7 @@ class SlicedExport:
                 "the task's retry reads them again"
             )
         if self.file_format == "jsonl":
-            return sum(_copy_counting(self.staging, index, stream) for index in range(count))
+            return sum(self.staging.copy_part(index, stream) for index in range(count))
         writer = make_writer(self.file_format, stream, self.columns)
         for index in range(count):
             with self.staging.read_part(index) as part:
@@ -282,34 +281,3 @@ class SlicedExport:
                     writer.write_rows((json.loads(line),))
         writer.close()
         return writer.rows
-
-
-def _copy_counting(staging: Staging, index: int, out: IO[bytes]) -> int:
-    """Append part ``index`` to ``out``; its rows are its lines."""
-    lines = 0
-    with staging.read_part(index) as part:
-        while chunk := part.read(1 << 20):
-            lines += chunk.count(b"\n")
-            out.write(chunk)
-    return lines
-
-
-def _keys(rows: list[dict[str, Any]], key: str, where: str) -> list[int]:
-    """The rows' keys, checked to be integers in increasing order (the planning page)."""
-    keys: list[int] = []
-    for row in rows:
-        value = row.get(key)
-        if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(
-                f"{where}: a row's slice_key {key!r} is {value!r}, not an integer, so the window cannot be cut "
-                "into key ranges; set slice_key to an integer key of the entity set, or max_concurrency=1"
-            )
-        if keys and value <= keys[-1]:
-            raise NorceAPIError(
-                f"{where}: Norce answered {key} {value} after {keys[-1]} with $orderby={key}; the rows are not "
-                "in key order, so they cannot be cut into key ranges. Set max_concurrency=1",
-                status_code=200,
-                method="GET",
-            )
-        keys.append(value)
-    return keys

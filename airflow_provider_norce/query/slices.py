@@ -150,21 +150,31 @@ def keyset_pages(
     last: int | None = None
     while True:
         rows, more = fetch({**params, "$filter": and_filter(base, condition), "$orderby": key})
-        last = _last_key(rows, key, key_range, last, where)
-        empty = not rows
+        keys = checked_keys(rows, key, where, key_range, last)
         yield rows
         # drop this page before asking for the next: with N slices in flight, a page kept alive across the
         # request would double what the export holds over the sequential one
         del rows
-        if not more or empty:
+        if not more or not keys:
             return
+        last = keys[-1]
         condition = f"{key} gt {last} and {key} lt {key_range.high}"
 
 
-def _last_key(
-    rows: list[dict[str, Any]], key: str, key_range: KeyRange, last: int | None, where: str
-) -> int | None:
-    """The page's last key, after checking every key is an integer, in the range and after ``last``."""
+def checked_keys(
+    rows: list[dict[str, Any]],
+    key: str,
+    where: str,
+    key_range: KeyRange | None = None,
+    after: int | None = None,
+) -> list[int]:
+    """The rows' keys, checked: integers, increasing, after ``after`` and inside ``key_range`` when given.
+
+    One check for every page a concurrent export reads (the planning page, the last-key probe, each keyset
+    page): a page that breaks it would be written twice or out of order, so the export stops instead.
+    """
+    keys: list[int] = []
+    last = after
     for row in rows:
         value = row.get(key)
         if not isinstance(value, int) or isinstance(value, bool):
@@ -173,14 +183,17 @@ def _last_key(
                 f"cut into key ranges; set slice_key to an integer key of the entity set, or "
                 "max_concurrency=1"
             )
-        if not key_range.low <= value < key_range.high or (last is not None and value <= last):
+        outside = key_range is not None and not key_range.low <= value < key_range.high
+        if outside or (last is not None and value <= last):
+            asked = f" for the key range [{key_range.low}, {key_range.high})" if key_range is not None else ""
+            within = " within the range asked for" if key_range is not None else f" ($orderby={key})"
             raise NorceAPIError(
-                f"{where}: Norce answered {key} {value} for the key range [{key_range.low}, "
-                f"{key_range.high}) after {key} {last}; the rows are not in increasing key order within "
-                "the range asked for, so the export stopped rather than write a row twice or out of "
-                "order. Check the filter, or set max_concurrency=1",
+                f"{where}: Norce answered {key} {value}{asked} after {key} {last}; the rows are not in "
+                f"increasing key order{within}, so the export stopped rather than write a row twice or out "
+                "of order. Check the filter, or set max_concurrency=1",
                 status_code=200,
                 method="GET",
             )
+        keys.append(value)
         last = value
-    return last
+    return keys

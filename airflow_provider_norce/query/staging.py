@@ -100,10 +100,14 @@ class Staging:
         with atomic_output(self.part(index)) as handle:
             yield handle
 
-    def copy_part(self, index: int, out: IO[bytes]) -> None:
-        """Append a committed part to ``out`` in large chunks (never a part in memory)."""
+    def copy_part(self, index: int, out: IO[bytes]) -> int:
+        """Append a committed part to ``out`` in large chunks (never a part in memory); its rows (lines)."""
+        lines = 0
         with self._open(self.part(index)) as handle:
-            shutil.copyfileobj(handle, out, 1 << 20)
+            while chunk := handle.read(1 << 20):
+                lines += chunk.count(b"\n")
+                out.write(chunk)
+        return lines
 
     @contextlib.contextmanager
     def read_part(self, index: int) -> Iterator[IO[bytes]]:
