@@ -19,17 +19,16 @@ import socket
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from docs_examples_testlib import EXAMPLES, load
 
 from airflow_provider_norce.connection import NorceConnectionConfig
 from airflow_provider_norce.exceptions import NorceConnectionConfigError
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
-EXAMPLES = DOCS / "examples"
 #: The pages whose code this file answers for (DOCS-A's pages have a test of their own).
 PAGES = ("simulator.md", "tokens.md", "deployment.md", "benchmarks.md", "faults.md", "norce-contracts.md")
 PREFIXES = ("sim_", "tok_", "dep_")
@@ -67,15 +66,6 @@ def own_token_store(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("NORCE_TOKEN_CACHE_DIR", str(tmp_path / "tokens"))
     PROCESS_TOKEN_CACHE.clear()
     WORKING_SCOPES.clear()
-
-
-def load(name: str) -> ModuleType:
-    """Import ``docs/examples/<name>`` as a module of its own (the folder is no package)."""
-    spec = importlib.util.spec_from_file_location(f"docs_example_{Path(name).stem}", EXAMPLES / name)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def venv_env(**extra: str) -> dict[str, str]:

@@ -10,33 +10,22 @@ to ``lookback``; other orders repeat across the two files; the table holds one r
 from __future__ import annotations
 
 import datetime as dt
-import importlib.util
 import json
 import sqlite3
 import subprocess
 import sys
 from pathlib import Path
-from types import ModuleType
 from typing import Any
 
 import pytest
+from docs_examples_testlib import EXAMPLES, load
 
-EXAMPLES = Path(__file__).resolve().parents[2] / "docs" / "examples"
 UTC = dt.timezone.utc
 DAY_1 = dt.datetime(2026, 11, 10, tzinfo=UTC)
 DAY_2 = DAY_1 + dt.timedelta(days=1)
 DAY_3 = DAY_2 + dt.timedelta(days=1)
 #: When Norce stamps the late order: inside day 1, within the 6 h the example re-reads, after day 1's run.
 LATE_UPDATED = "2026-11-10T21:30:00Z"
-
-
-def load(name: str) -> ModuleType:
-    """Import ``docs/examples/<name>`` as a module of its own (the folder is no package)."""
-    spec = importlib.util.spec_from_file_location(f"docs_example_{Path(name).stem}", EXAMPLES / name)
-    assert spec is not None and spec.loader is not None
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
 
 
 def run_day(task: Any, dag: Any, start: dt.datetime, destination: Path) -> list[dict[str, Any]]:
