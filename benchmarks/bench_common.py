@@ -1,7 +1,9 @@
-"""Shared pieces of the benchmarks: a simulator in its own process, child environments, JSON output.
+"""Shared pieces of the benchmarks: a simulator in its own process, child environments, JSON output, and the
+measurement a child task process prints.
 
 The simulator runs as ``python -m airflow_provider_norce.simulator serve`` in a separate process so that
-the code being measured never shares a GIL with the server answering it.
+the code being measured never shares a GIL with the server answering it. ``requests`` is imported only where
+it is used: the child task scripts import this module before they measure what their own imports cost.
 """
 
 from __future__ import annotations
@@ -10,15 +12,17 @@ import contextlib
 import json
 import os
 import platform
+import resource
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
-from collections.abc import Iterator
-from typing import Any
+from collections.abc import Callable, Iterator
+from typing import TYPE_CHECKING, Any
 
-import requests
+if TYPE_CHECKING:
+    import requests
 
 CLIENT_ID = "bench-client"
 CLIENT_SECRET = "bench-secret"
@@ -27,6 +31,8 @@ APPLICATION_ID = 1234
 
 def token_by_hand(conn: dict[str, Any]) -> requests.Response:
     """The token request a user writes from Norce's page: a form POST, credentials in the body, no cache."""
+    import requests
+
     return requests.post(
         conn["host"] + "/identity/1.0/connect/token",
         data={
@@ -62,6 +68,8 @@ def simulator(**options: Any) -> Iterator[str]:
 
 
 def counters(base_url: str) -> dict[str, Any]:
+    import requests
+
     return requests.get(base_url + "/_sim/counters", timeout=10).json()
 
 
@@ -96,3 +104,19 @@ def emit(name: str, figures: dict[str, Any]) -> None:
 
 def median(values: list[float]) -> float:
     return statistics.median(values)
+
+
+def peak_kb() -> int:
+    """Peak resident set of this process so far (KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
+def print_measured(work: Callable[[], dict[str, Any]]) -> None:
+    """Run ``work`` in a child task process whose imports are done; print one JSON line: its result, the
+    seconds it took, the peak RSS and the peak RSS before it started (what the imports cost)."""
+    before = peak_kb()
+    started = time.perf_counter()
+    result = work()
+    seconds = time.perf_counter() - started
+    record = {**result, "seconds": seconds, "peak_rss_kb": peak_kb(), "rss_after_imports_kb": before}
+    print(json.dumps(record), flush=True)

@@ -13,19 +13,13 @@ benchmark retries a killed export.
 from __future__ import annotations
 
 import argparse
-import json
-import resource
-import time
+
+from bench_common import print_measured
 
 #: Every order of the simulator's default data set (spread over November 2026): the filter the default window
 #: gives for that month, so the never-updated orders (``Updated`` null) are placed by ``Created``.
 START, END = "2026-11-01T00:00:00Z", "2026-12-01T00:00:00Z"
 WINDOW = f"(Updated ge {START} and Updated lt {END}) or (Updated eq null and Created ge {START} and Created lt {END})"
-
-
-def peak_kb() -> int:
-    """Peak resident set of this process so far (KiB on Linux)."""
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def export(out: str, max_concurrency: int | None, slice_rows: int | None) -> dict:
@@ -45,10 +39,13 @@ def export(out: str, max_concurrency: int | None, slice_rows: int | None) -> dic
         progress_interval=3600,
         **options,
     )
-    result = dict(op.execute({"params": {}}))
-    result["max_concurrency"] = op.max_concurrency
-    result["slice_rows"] = op.slice_rows
-    return result
+    result = op.execute({"params": {}})
+    return {
+        "rows": int(result["rows"]),
+        "pages": result.get("pages"),
+        "max_concurrency": op.max_concurrency,
+        "slice_rows": op.slice_rows,
+    }
 
 
 def main() -> None:
@@ -62,24 +59,7 @@ def main() -> None:
     # Imports and connection set-up cost the same for any row count: start the clock at the export.
     import airflow_provider_norce.operators.query  # noqa: F401
 
-    before = peak_kb()
-    started = time.perf_counter()
-    result = export(args.out, args.max_concurrency, args.slice_rows)
-    seconds = time.perf_counter() - started
-    print(
-        json.dumps(
-            {
-                "rows": int(result["rows"]),
-                "pages": result.get("pages"),
-                "max_concurrency": result["max_concurrency"],
-                "slice_rows": result["slice_rows"],
-                "seconds": seconds,
-                "peak_rss_kb": peak_kb(),
-                "rss_after_imports_kb": before,
-            }
-        ),
-        flush=True,
-    )
+    print_measured(lambda: export(args.out, args.max_concurrency, args.slice_rows))
 
 
 if __name__ == "__main__":

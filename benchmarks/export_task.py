@@ -9,15 +9,11 @@ from __future__ import annotations
 
 import json
 import os
-import resource
 import sys
-import time
+
+from bench_common import print_measured
 
 WINDOW = "Updated ge 2026-11-01T00:00:00Z and Updated lt 2026-12-01T00:00:00Z"
-
-
-def peak_kb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def norce(out: str) -> int:
@@ -68,15 +64,7 @@ def main() -> None:
         import airflow_provider_norce.operators.query  # noqa: F401
     else:
         import airflow.providers.http.operators.http  # noqa: F401
-    before = peak_kb()
-    started = time.perf_counter()
-    rows = norce(out) if route == "norce" else http(out)
-    seconds = time.perf_counter() - started
-    print(
-        json.dumps(
-            {"rows": rows, "seconds": seconds, "peak_rss_kb": peak_kb(), "rss_after_imports_kb": before}
-        )
-    )
+    print_measured(lambda: {"rows": norce(out) if route == "norce" else http(out)})
 
 
 if __name__ == "__main__":

@@ -12,9 +12,9 @@ from __future__ import annotations
 import itertools
 import json
 import os
-import resource
 import sys
-import time
+
+from bench_common import print_measured
 
 METHOD = "Product/ImportOnhands"
 BATCH_SIZE = 1000
@@ -26,10 +26,6 @@ HEADER = {
         "OnhandValue", "IncomingValue", "NextDeliveryDate", "LeadTimeDayCount", "IsActive",
     ],
 }  # fmt: skip
-
-
-def peak_kb() -> int:
-    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
 def norce(path: str) -> int:
@@ -77,15 +73,7 @@ def main() -> None:
         import airflow_provider_norce.operators.connect  # noqa: F401
     else:
         import requests  # noqa: F401
-    before = peak_kb()
-    started = time.perf_counter()
-    jobs = norce(path) if route == "norce" else raw(path)
-    seconds = time.perf_counter() - started
-    print(
-        json.dumps(
-            {"jobs": jobs, "seconds": seconds, "peak_rss_kb": peak_kb(), "rss_after_imports_kb": before}
-        )
-    )
+    print_measured(lambda: {"jobs": norce(path) if route == "norce" else raw(path)})
 
 
 if __name__ == "__main__":
