@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import re
+import subprocess
+import sys
 from typing import Any
 
 import pytest
@@ -114,3 +117,29 @@ def make_sim(clock: FakeClock):
     yield make
     for sim in started:
         sim.stop()
+
+
+@pytest.fixture
+def serve_cli():
+    """Start ``python -m airflow_provider_norce.simulator serve ARGS`` as a real subprocess; returns its URL
+    (read from the one line it prints) and the process. Every process started is stopped afterwards."""
+    started: list[subprocess.Popen[str]] = []
+
+    def serve(*args: str) -> tuple[str, subprocess.Popen[str]]:
+        command = [sys.executable, "-m", "airflow_provider_norce.simulator", "serve", *args]
+        process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        started.append(process)
+        assert process.stdout is not None
+        line = process.stdout.readline()
+        match = re.fullmatch(r"Norce simulator listening on (http://127\.0\.0\.1:\d+)\n", line)
+        assert match, line
+        return match.group(1), process
+
+    yield serve
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+            process.wait()
+        for stream in (process.stdout, process.stderr):
+            if stream is not None:
+                stream.close()

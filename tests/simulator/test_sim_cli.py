@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import re
 import signal
 import subprocess
 import sys
@@ -10,40 +9,23 @@ import sys
 import requests
 
 
-def test_cli_prints_the_url_then_serves_until_sigterm():
-    command = [
-        sys.executable, "-m", "airflow_provider_norce.simulator", "serve", "--port", "0",
-        "--client-id", "cli-client", "--client-secret", "cli-secret", "--expires-in", "60",
+def test_cli_prints_the_url_then_serves_until_sigterm(serve_cli):
+    url, process = serve_cli(
+        "--port", "0", "--client-id", "cli-client", "--client-secret", "cli-secret", "--expires-in", "60",
         "--application-id", "55", "--orders", "20", "--no-retry-after", "--token-burst", "1",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        match = re.fullmatch(r"Norce simulator listening on (http://127\.0\.0\.1:\d+)\n", line)
-        assert match, line
-        url = match.group(1)
-        form = {"grant_type": "client_credentials", "client_id": "cli-client", "client_secret": "cli-secret"}
-        token = requests.post(url + "/identity/1.0/connect/token", data={**form, "scope": "stage"}, timeout=5)
-        assert token.status_code == 200
-        assert token.json()["expires_in"] == 60
-        limited = requests.post(
-            url + "/identity/1.0/connect/token", data={**form, "scope": "stage"}, timeout=5
-        )
-        assert limited.status_code == 429 and "Retry-After" not in limited.headers
-        headers = {"Authorization": "Bearer " + token.json()["access_token"], "ApplicationId": "55"}
-        orders = requests.get(
-            url + "/commerce/query/2.0/Orders/Orders?$count=true", headers=headers, timeout=5
-        )
-        assert orders.json()["@odata.count"] == 20
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-        assert process.stdout.read() == "", "exactly one line is printed"
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
+    )  # fmt: skip
+    form = {"grant_type": "client_credentials", "client_id": "cli-client", "client_secret": "cli-secret"}
+    token = requests.post(url + "/identity/1.0/connect/token", data={**form, "scope": "stage"}, timeout=5)
+    assert token.status_code == 200
+    assert token.json()["expires_in"] == 60
+    limited = requests.post(url + "/identity/1.0/connect/token", data={**form, "scope": "stage"}, timeout=5)
+    assert limited.status_code == 429 and "Retry-After" not in limited.headers
+    headers = {"Authorization": "Bearer " + token.json()["access_token"], "ApplicationId": "55"}
+    orders = requests.get(url + "/commerce/query/2.0/Orders/Orders?$count=true", headers=headers, timeout=5)
+    assert orders.json()["@odata.count"] == 20
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
+    assert process.stdout.read() == "", "exactly one line is printed"
 
 
 def test_cli_rejects_bad_arguments():

@@ -7,10 +7,7 @@ at the same time.
 
 from __future__ import annotations
 
-import re
 import signal
-import subprocess
-import sys
 import threading
 
 import pytest
@@ -279,23 +276,11 @@ def test_cli_bad_network_flags_are_a_usage_error(capsys, argv, message):
     assert message in capsys.readouterr().err
 
 
-def test_cli_serves_with_the_network_it_was_given():
-    command = [
-        sys.executable, "-m", "airflow_provider_norce.simulator", "serve", "--orders", "10",
-        "--latency", "0.01", "--latency-jitter", "0.005", "--bandwidth", "12500000",
-    ]  # fmt: skip
-    process = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    try:
-        line = process.stdout.readline()
-        match = re.fullmatch(r"Norce simulator listening on (http://127\.0\.0\.1:\d+)\n", line)
-        assert match, line
-        network = requests.get(match.group(1) + "/_sim/network", timeout=5).json()
-        assert network == {"latency": 0.01, "latency_jitter": 0.005, "bandwidth": 12_500_000}
-        process.send_signal(signal.SIGTERM)
-        assert process.wait(timeout=10) == 0
-    finally:
-        if process.poll() is None:
-            process.kill()
-            process.wait()
-        process.stdout.close()
-        process.stderr.close()
+def test_cli_serves_with_the_network_it_was_given(serve_cli):
+    url, process = serve_cli(
+        "--orders", "10", "--latency", "0.01", "--latency-jitter", "0.005", "--bandwidth", "12500000"
+    )
+    network = requests.get(url + "/_sim/network", timeout=5).json()
+    assert network == {"latency": 0.01, "latency_jitter": 0.005, "bandwidth": 12_500_000}
+    process.send_signal(signal.SIGTERM)
+    assert process.wait(timeout=10) == 0
