@@ -38,7 +38,9 @@ if TYPE_CHECKING:
 
 PLATFORMS = ("commerce", "storm")
 ENVIRONMENTS = ("production", "stage", "playground")
-TOKEN_CACHES = ("process", "machine")
+TOKEN_CACHES = ("process", "machine", "redis")
+#: The Airflow Redis connection ``token_cache = "redis"`` uses unless ``token_cache_conn_id`` names another.
+DEFAULT_TOKEN_CACHE_CONN_ID = "redis_default"
 
 #: Scopes by platform and environment. Commerce production is ``prod`` (newest Norce page, Norce's
 #: commerce-agent-sdk, third-party production use: ``identity.json scope_spellings``/``scope_conclusion``);
@@ -104,6 +106,7 @@ KNOWN_EXTRAS = (
     "max_attempts",
     "max_retry_wait",
     "token_cache",
+    "token_cache_conn_id",
     "verify",
     "proxies",
 )
@@ -147,6 +150,8 @@ class NorceConnectionConfig:
     max_attempts: int = DEFAULT_MAX_ATTEMPTS
     max_retry_wait: float = DEFAULT_MAX_RETRY_WAIT
     token_cache: str = "machine"
+    #: The Airflow connection (type ``redis``) of the cluster token store, read only when ``token_cache`` is ``redis``.
+    token_cache_conn_id: str = DEFAULT_TOKEN_CACHE_CONN_ID
     proxies: Mapping[str, str] | None = None
     #: "storm" when Storm's own per-service hosts apply; "commerce" for ``/commerce/{service}/{version}/``.
     layout: str = "commerce"
@@ -284,6 +289,7 @@ class NorceConnectionConfig:
         from airflow_provider_norce.tokens.store import registered_token_stores
 
         token_cache = _choice(extra, "token_cache", "machine", TOKEN_CACHES + registered_token_stores(), fail)
+        token_cache_conn_id = _conn_id(extra, "token_cache_conn_id", DEFAULT_TOKEN_CACHE_CONN_ID, fail)
         proxies = extra.get("proxies")
         if proxies is not None and not isinstance(proxies, dict):
             raise fail("proxies", 'must be a JSON object such as {"https": "http://proxy:3128"}')
@@ -304,6 +310,7 @@ class NorceConnectionConfig:
             max_attempts=_whole_number(extra, "max_attempts", DEFAULT_MAX_ATTEMPTS, fail),
             max_retry_wait=_number(extra, "max_retry_wait", DEFAULT_MAX_RETRY_WAIT, fail),
             token_cache=token_cache,
+            token_cache_conn_id=token_cache_conn_id,
             proxies=proxies,
             layout=layout,
             scope_explicit=bool(scope_extra),
@@ -437,6 +444,26 @@ def _choice(extra: Mapping[str, Any], name: str, default: str, allowed: tuple[st
     if value not in allowed:
         raise fail(name, f"{value!r} is not one of {', '.join(allowed)}")
     return value
+
+
+def _conn_id(extra: Mapping[str, Any], name: str, default: str, fail: Any) -> str:
+    """An Airflow connection id: a non-empty string of visible characters (empty or unset: ``default``)."""
+    raw = extra.get(name)
+    if raw is None or raw == "":
+        return default
+    if not isinstance(raw, str):
+        raise fail(
+            name,
+            f"must be the id of an Airflow connection (a string such as {default!r}), not {_json_kind(raw)}",
+        )
+    text = raw.strip()
+    if not _visible_ascii(text) or not text:
+        raise fail(
+            name,
+            f"{raw!r} is not an Airflow connection id (it may not hold spaces or control characters); "
+            f"give the id of an Airflow Redis connection such as {default!r}",
+        )
+    return text
 
 
 def _number(extra: Mapping[str, Any], name: str, default: float, fail: Any, positive: bool = False) -> float:

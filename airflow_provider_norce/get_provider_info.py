@@ -65,8 +65,16 @@ CONN_FIELDS: dict[str, dict[str, Any]] = {
     },
     "token_cache": {
         "label": "Token cache",
-        "description": "machine (default): one token shared by every task process of the worker; process: per process.",
-        "schema": {"type": ["string", "null"], "enum": ["machine", "process", None]},
+        "description": (
+            "machine (default): one token shared by every task process of the worker; process: per process; "
+            "redis: one token for the whole cluster, in the Redis of the token cache Redis connection."
+        ),
+        "schema": {"type": ["string", "null"], "enum": ["machine", "process", "redis", None]},
+    },
+    "token_cache_conn_id": {
+        "label": "Token cache Redis connection",
+        "description": "With token cache redis: the Airflow Redis connection holding the shared tokens (default redis_default).",
+        "schema": _STRING,
     },
     "verify": {
         "label": "Verify TLS",
@@ -86,6 +94,7 @@ UI_FIELD_BEHAVIOUR: dict[str, Any] = {
         "region": "se",
         "application_id": "1234",
         "token_cache": "machine",
+        "token_cache_conn_id": "redis_default",
     },
 }
 

@@ -147,7 +147,7 @@ class NorceHook(BaseHook):
             return self._shared_store
         from airflow_provider_norce.tokens.store import store_for
 
-        return store_for(self.config.token_cache)
+        return store_for(self.config)
 
     def service_url(self, service: str) -> str:
         """Absolute URL prefix of a Norce service (``connect``, ``query``, ``metadata`` ...)."""
@@ -204,7 +204,13 @@ class NorceHook(BaseHook):
         first = config.scope
         second = config.fallback_scope(first)
         if not force:
-            for candidate in (first, second) if second is not None else (first,):
+            candidates = (first, second) if second is not None else (first,)
+            for candidate in candidates:  # memory first: a warm process never builds the shared store
+                found = self.token_cache.peek(self._key_for(candidate))
+                if found is not None:
+                    WORKING_SCOPES.remember(config.token_url, config.client_id, candidate)
+                    return self._handed_out(found)
+            for candidate in candidates:
                 found = self.token_cache.find(self._key_for(candidate), self.shared_store)
                 if found is not None:
                     WORKING_SCOPES.remember(config.token_url, config.client_id, candidate)
@@ -253,9 +259,12 @@ class NorceHook(BaseHook):
         def fetch(reserve: Reserve, note_rate_limited: NoteRateLimited) -> Token:
             return self._fetch_token(reserve, note_rate_limited, scope)
 
-        return self._handed_out(
-            self.token_cache.get(self._key_for(scope), fetch, self.shared_store, force=force)
-        )
+        key = self._key_for(scope)
+        if not force and (warm := self.token_cache.peek(key)) is not None:
+            # Why before ``shared_store``: evaluating it may look up a Redis connection and build a
+            # client; a warm process answers from memory and makes no such call.
+            return self._handed_out(warm)
+        return self._handed_out(self.token_cache.get(key, fetch, self.shared_store, force=force))
 
     @staticmethod
     def _handed_out(token: Token) -> Token:

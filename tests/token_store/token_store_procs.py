@@ -19,9 +19,12 @@ WORKER = str(Path(__file__).with_name("token_store_worker.py"))
 class Task:
     """One worker process, started and held at the barrier until :meth:`go`."""
 
+    #: The script the process runs (a subclass names another that speaks the same protocol).
+    worker = WORKER
+
     def __init__(self, args: list[str], env: dict[str, str]) -> None:
         self.proc = subprocess.Popen(
-            [sys.executable, WORKER, *args],
+            [sys.executable, self.worker, *args],
             stdin=subprocess.PIPE,
             stdout=subprocess.PIPE,
             stderr=subprocess.PIPE,

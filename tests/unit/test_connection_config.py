@@ -143,7 +143,9 @@ def test_secret_not_in_repr():
         ({"timeout": "soon"}, "timeout", "not a number"),
         ({"timeout": "0"}, "timeout", "greater than 0"),
         ({"max_attempts": "0"}, "max_attempts", "greater than 0"),
-        ({"token_cache": "redis"}, "token_cache", "process, machine"),
+        ({"token_cache": "memcached"}, "token_cache", "process, machine, redis"),
+        ({"token_cache_conn_id": "redis tokens"}, "token_cache_conn_id", "not an Airflow connection id"),
+        ({"token_cache_conn_id": 6379}, "token_cache_conn_id", "not a number"),
         ({"region": "se west"}, "region", "region"),
     ],
 )

@@ -92,6 +92,7 @@ USABLE = {
     "max_attempts": "2",
     "max_retry_wait": "9",
     "token_cache": "process",
+    "token_cache_conn_id": "redis_tokens",
     "verify": "false",
 }
 #: An unusable value of every form field the parser can refuse (a scope is any text Norce accepts).
@@ -105,7 +106,8 @@ UNUSABLE = {
     "timeout": "-1",
     "max_attempts": "0",
     "max_retry_wait": "-1",
-    "token_cache": "redis",
+    "token_cache": "memcached",
+    "token_cache_conn_id": "two words",
     "verify": "maybe",
 }
 
