@@ -18,9 +18,11 @@ and, for the whole machine, ``limiter.lock`` + ``limiter.state``: the GCRA ``tat
 written under its own lock. The limiter lock is only ever taken inside a key lock (never the other
 way round), and only for a read-modify-write, so there is no lock-order deadlock.
 
-Nothing in the directory is trusted blindly: a file that is not a regular file, is a symlink, has
-more than one link, is owned by another user, is readable or writable by group or others, is too
-large or does not parse is ignored and removed (the next save writes a good one in its place). A
+Nothing in the directory is trusted blindly (one rule, :func:`trusted_file`): a file that is not a
+regular file, is a symlink, has more than one link, is owned by another user, is readable or writable
+by group or others, is too large or does not parse is ignored and removed (the next save writes a
+good one in its place). A directory of ours found open to others is tightened, and only what fails
+that rule is removed from it, never another process's fresh files. A
 token file names the key it belongs to, so a file copied or renamed to another key's name is not
 served to that key's client.
 """
@@ -100,7 +102,8 @@ def default_directories(environ: Mapping[str, str] | None = None) -> list[Path]:
 def private_directory(path: Path, problems: list[str] | None = None) -> Path | None:
     """``path`` as a directory only we can use (created 0700 if missing), or None if it cannot be.
 
-    Ours but too open: tightened and emptied (what was in it may have been planted). A symlink: removed
+    Ours but too open: tightened to 0700, and what may have been planted or tampered with while it was open
+    is removed (see :func:`_remove_untrusted_entries`); our own private files stay. A symlink: removed
     and replaced by a real directory. Another user's: refused (never ours to repair). Why it cannot be
     used is logged as a warning, or appended to ``problems`` when that is given (a caller that warns once).
     """
@@ -129,21 +132,75 @@ def private_directory(path: Path, problems: list[str] | None = None) -> Path | N
             refuse("%s belongs to uid %d, not to this user (uid %d); not using it", path, st.st_uid, uid)
             return None
         if st.st_mode & 0o077:
-            log.warning(
-                "Norce token store: %s was open to other users (mode %o); made it 0700 and emptied it",
-                path,
-                stat.S_IMODE(st.st_mode),
-            )
             os.chmod(path, 0o700, follow_symlinks=False)
-            for entry in os.scandir(path):
-                with contextlib.suppress(OSError):
-                    if entry.is_dir(follow_symlinks=False):
-                        continue
-                    os.unlink(entry.path)
+            removed = _remove_untrusted_entries(path)
+            _warn_tightened_once(path, stat.S_IMODE(st.st_mode), removed)
         return path
     except OSError as err:
         refuse("cannot use %s (%s)", path, err.strerror or type(err).__name__)
         return None
+
+
+def trusted_file(st: os.stat_result) -> bool:
+    """The one trust rule of the store's files (``st`` from ``lstat``/``fstat``): why each part matters.
+
+    A regular file (a symlink could point anywhere, a FIFO would block a reader); owned by us (another
+    user's file may be planted); no group/other bits (someone else could have read or rewritten it); one
+    link (a hard link could make a file of ours answer under a name it was not written for); at most
+    :data:`MAX_FILE_BYTES` (a reader never takes in more).
+    """
+    return (
+        stat.S_ISREG(st.st_mode)
+        and st.st_uid == os.geteuid()
+        and not st.st_mode & 0o077
+        and st.st_nlink == 1
+        and st.st_size <= MAX_FILE_BYTES
+    )
+
+
+def _remove_untrusted_entries(path: Path) -> list[str]:
+    """Remove from the just-tightened ``path`` every entry that fails :func:`trusted_file`; their names.
+
+    Why not empty it: every task process that found the directory open did that, and processes released
+    together deleted each other's fresh token, lock and limiter files (40 tasks on a 0755 directory made 13
+    token requests instead of 1). Removing only what fails the trust rule is enough: a file another user
+    planted is not ours, a hard link has more than one link, a symlink is not a regular file (it is removed,
+    never followed), and every read re-checks its file anyway. Our own private files (tokens, locks, the
+    limiter, another process's temporary file being written) pass and stay. Subdirectories are left alone as
+    before (the store uses none; one in a file's place is removed when that file is used), so a directory
+    pointed at by mistake never loses a tree.
+    """
+    removed = []
+    for entry in os.scandir(path):
+        with contextlib.suppress(OSError):  # gone already (another process cleaned it): nothing to do
+            st = entry.stat(follow_symlinks=False)
+            if stat.S_ISDIR(st.st_mode) or trusted_file(st):
+                continue
+            os.unlink(entry.path)
+            removed.append(entry.name)
+    return removed
+
+
+_tightened_warned: set[str] = set()
+_tightened_lock = threading.Lock()
+
+
+def _warn_tightened_once(path: Path, mode: int, removed: list[str]) -> None:
+    """Warn once per process and directory that ``path`` was tightened, and what was removed from it."""
+    with _tightened_lock:
+        if str(path) in _tightened_warned:
+            return
+        _tightened_warned.add(str(path))
+    shown = ", ".join(repr(name) for name in sorted(removed)[:10])
+    if len(removed) > 10:
+        shown += f" and {len(removed) - 10} more"
+    log.warning(
+        "Norce token store: %s was open to other users (mode %o); made it 0700 and removed %s. Create it "
+        "with mode 0700 (or let the provider create it) so this does not happen again",
+        path,
+        mode,
+        f"{len(removed)} untrusted entries ({shown})" if removed else "nothing (no untrusted entries)",
+    )
 
 
 def request_limit_from_env(environ: Mapping[str, str] | None = None) -> tuple[int, float]:
@@ -320,15 +377,6 @@ class FileTokenStore:
     def _token_path(self, key: str) -> Path:
         return self._path(key, ".token")
 
-    def _trusted(self, st: os.stat_result) -> bool:
-        return (
-            stat.S_ISREG(st.st_mode)
-            and st.st_uid == os.geteuid()
-            and not st.st_mode & 0o077
-            and st.st_nlink == 1
-            and st.st_size <= MAX_FILE_BYTES
-        )
-
     def _read_private(self, path: Path) -> bytes | None:
         """The bytes of ``path`` if it is our own private regular file; anything else is removed."""
         try:
@@ -342,7 +390,7 @@ class FileTokenStore:
             return None
         try:
             st = os.fstat(fd)
-            if not self._trusted(st):
+            if not trusted_file(st):
                 self._warn_once(
                     f"untrusted:{path}",
                     "Norce token store: ignoring %s (owner uid %d, mode %o, %d links): only a private "
@@ -408,7 +456,7 @@ class FileTokenStore:
                 self._degraded(f"cannot open the lock file {path.name}", err)
                 return None
             try:
-                if not self._trusted(os.fstat(fd)):
+                if not trusted_file(os.fstat(fd)):
                     os.close(fd)
                     self._warn_once(f"untrusted:{path}", "Norce token store: replacing untrusted %s", path)
                     self._remove(path)

@@ -13,6 +13,7 @@ from airflow_provider_norce.exceptions import NorceAuthError, NorceError
 from airflow_provider_norce.simulator.clock import FakeClock
 from airflow_provider_norce.tokens.cache import Token, TokenCache, token_key
 from airflow_provider_norce.tokens.machine_store import (
+    MAX_FILE_BYTES,
     FileTokenStore,
     default_directories,
     private_directory,
@@ -212,14 +213,54 @@ def test_a_corrupt_or_foreign_limiter_state_is_not_trusted(store_dir, clock):
         )
 
 
-def test_private_directory_tightens_and_empties_an_open_directory_of_ours(tmp_path):
+def test_private_directory_tightens_an_open_directory_of_ours_and_removes_only_untrusted_entries(
+    tmp_path, clock, caplog
+):
+    """Open (0755) while our processes use it: what could have been planted or tampered with goes, ours stays.
+
+    Emptying it instead made processes released together delete each other's fresh token, lock and
+    limiter files (see test_machine_store_open_directory.py for the race itself).
+    """
     path = tmp_path / "open"
-    path.mkdir()
+    path.mkdir(mode=0o700)
+    store = FileTokenStore(path, clock=clock)
+    with store.locked(KEY):
+        store.save(KEY, token(clock, "ours"))
+    assert store.reserve_token_request(0) == 0.0
+    ours = sorted(p.name for p in path.iterdir())
+    assert ours == sorted([f"{KEY}.lock", f"{KEY}.token", "limiter.lock", "limiter.state"])
+
     os.chmod(path, 0o755)
-    (path / "planted.token").write_text("{}")
-    assert private_directory(path) == path
+    (path / "readable.token").write_text("{}")  # ours, but group/other could have read or rewritten it
+    os.chmod(path / "readable.token", 0o644)
+    (path / "big.token").write_bytes(b"x" * (MAX_FILE_BYTES + 1))
+    os.chmod(path / "big.token", 0o600)
+    outside = tmp_path / "outside"
+    outside.write_text("not the store's")
+    os.chmod(outside, 0o600)
+    os.link(outside, path / "hardlink.token")  # a second name of a file: nlink 2
+    (path / "symlink.token").symlink_to(path / f"{KEY}.token")  # a symlink goes, its target stays
+    (path / "subdir").mkdir()  # the store uses no directories: left alone, never a tree removed
+    planted = {"readable.token", "big.token", "hardlink.token", "symlink.token"}
+    if os.geteuid() == 0:
+        (path / "foreign.token").write_text("{}")
+        os.chmod(path / "foreign.token", 0o600)
+        os.chown(path / "foreign.token", OTHER_UID, OTHER_UID)
+        planted.add("foreign.token")
+
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_norce.tokens.machine_store"):
+        assert private_directory(path) == path
+        os.chmod(path, 0o755)
+        assert private_directory(path) == path  # tightened again, but warned once per process
     assert os.stat(path).st_mode & 0o777 == 0o700
-    assert list(path.iterdir()) == []
+    assert sorted(p.name for p in path.iterdir()) == sorted([*ours, "subdir"])
+    assert outside.read_text() == "not the store's"
+    assert store.load(KEY).access_token == "ours"
+    warnings = [r.getMessage() for r in caplog.records if r.levelno == logging.WARNING]
+    assert len(warnings) == 1, warnings
+    assert "was open to other users (mode 755); made it 0700" in warnings[0]
+    assert f"removed {len(planted)} untrusted entries" in warnings[0]
+    assert all(repr(name) in warnings[0] for name in planted)
 
 
 def test_private_directory_replaces_a_symlink_and_refuses_another_users(tmp_path):
@@ -248,7 +289,9 @@ def test_store_for_chooses_by_kind(monkeypatch, tmp_path):
     machine = store_for("machine")
     assert isinstance(machine, FileTokenStore) and machine.directory == tmp_path / "machine"
     assert store_for("machine") is machine  # one per process and configuration
-    with pytest.raises(ValueError, match="unknown token_cache 'redis'"):
+    with pytest.raises(ValueError, match="unknown token_cache 'memcached'"):
+        store_for("memcached")
+    with pytest.raises(ValueError, match="needs the connection's configuration"):
         store_for("redis")
     register_token_store("test-cluster", lambda: machine)
     assert store_for("test-cluster") is machine
