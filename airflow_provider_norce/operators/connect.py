@@ -9,7 +9,9 @@ Three promises shape the import:
 * **Nothing is posted twice.** Every batch's job id is recorded in the durable ledger of
   :mod:`airflow_provider_norce.connect.ledger` before the next batch is posted, so a retried try re-uses
   the recorded job ids; a POST whose answer was lost (timeout, 5xx) is recorded as *uncertain* and never
-  re-posted by a retry: Norce may have it.
+  re-posted by a retry: Norce may have it. So is a POST whose worker died before its answer was recorded:
+  an *in-flight* marker is written (strictly: no marker, no POST) before every POST. A retry that finds
+  such a batch fails before it posts anything, saying what to check and which entry to delete.
 * **A full-file import is one job.** ``FullFile: true`` deactivates everything the import does not name,
   so two jobs would deactivate each other's items: the whole input is counted (and validated) before
   anything is posted, and a full file larger than ``batch_size`` is refused.
@@ -27,7 +29,14 @@ from airflow.providers.common.compat.sdk import BaseOperator, conf
 # Both are standard library only: cheap at DAG parse time.
 from airflow_provider_norce.arguments import as_bool, conn_id, finite_seconds, positive_int
 from airflow_provider_norce.connect.items import FileItems, ListItems, encoded_batches
-from airflow_provider_norce.connect.ledger import ledger_for
+from airflow_provider_norce.connect.ledger import (
+    IN_FLIGHT,
+    NOT_POSTED,
+    UNCERTAIN,
+    LedgerWriteError,
+    ledger_for,
+    recorded_entry,
+)
 from airflow_provider_norce.connect.prefetch import OneAhead
 from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError
 
@@ -323,6 +332,11 @@ class NorceConnectImportOperator(BaseOperator):
     ) -> list[ImportAnswer]:
         url = hook.service_url("connect") + method
         batches = -(-total // batch_size)
+        # What earlier tries left, read before anything is posted: a retry that must refuse a batch
+        # (Norce may hold it) fails before it posts anything new, not after the batches before it.
+        recorded = [recorded_entry(ledger.get(index)) for index in range(batches)]
+        if any(entry is not None and entry.get(UNCERTAIN) for entry in recorded):
+            self._refuse_unsettled(source, batch_size, batches, method, recorded, ledger)
         answers: list[ImportAnswer] = []
         # The next batch is read and encoded on a worker thread while this one is posted; the POSTs, the
         # ledger and the logs stay here, in order (see connect/prefetch.py).
@@ -331,11 +345,33 @@ class NorceConnectImportOperator(BaseOperator):
             name=f"norce-import-reader-{self.task_id}",
         ) as encoded:
             for index, (count, body, digest) in enumerate(encoded):
-                first = index * batch_size + 1
-                where = f"batch {index + 1} of {batches} (items {first}-{first + count - 1}) of {method}"
-                answer = self._post_once(hook, url, header, body, where, index, digest, ledger)
+                where = _where(index, count, batch_size, batches, method)
+                entry = recorded[index] if index < batches else recorded_entry(ledger.get(index))
+                answer = self._post_once(hook, url, header, body, where, index, digest, entry, ledger)
                 answers.append(answer)
         return answers
+
+    def _refuse_unsettled(
+        self,
+        source: ItemSource,
+        batch_size: int,
+        batches: int,
+        method: str,
+        recorded: list[dict[str, Any] | None],
+        ledger: Ledger,
+    ) -> None:
+        """Fail, before any POST, if an earlier try left a batch of this very content that Norce may hold.
+
+        Only a retry after such a try gets here; it reads the items once more for their digests (an entry
+        of other content is posted as new content by the loop, as before)."""
+        last = max(i for i, entry in enumerate(recorded) if entry is not None and entry.get(UNCERTAIN))
+        for index, (count, _body, digest) in enumerate(encoded_batches(iter(source), batch_size)):
+            entry = recorded[index] if index < batches else None
+            if entry is not None and entry.get(UNCERTAIN) and entry.get("sha256") == digest:
+                where = _where(index, count, batch_size, batches, method)
+                raise self._unsettled_error(where, index, entry, ledger, nothing_posted=True)
+            if index >= last:
+                return
 
     def _post_once(
         self,
@@ -346,20 +382,16 @@ class NorceConnectImportOperator(BaseOperator):
         where: str,
         index: int,
         digest: str,
+        recorded: dict[str, Any] | None,
         ledger: Ledger,
     ) -> ImportAnswer:
-        """Post batch ``index`` unless an earlier try already did (the ledger says so); record its job."""
+        """Post batch ``index`` unless an earlier try already did (``recorded``, its ledger entry, says so);
+        mark it in flight before the POST and record its job after it."""
         from airflow_provider_norce.connect.jobs import fetch_job_state
 
-        recorded = ledger.get(index)
         if recorded is not None and recorded.get("sha256") == digest:
-            if recorded.get("uncertain"):
-                raise NorceJobError(
-                    f"Task {self.task_id!r}: {where} was posted on an earlier try, but its answer was "
-                    "lost, so Norce may have received it. It is not posted again automatically. Check "
-                    f"the Connect jobs in Norce Admin; if it never arrived, delete {ledger.describe(index)} "
-                    "and clear this task."
-                )
+            if recorded.get(UNCERTAIN):  # normally refused before any POST, by _refuse_unsettled
+                raise self._unsettled_error(where, index, recorded, ledger, nothing_posted=False)
             state = fetch_job_state(hook, recorded["job_id"])
             if not (state.is_finished and not state.succeeded):
                 self.log.info(
@@ -381,8 +413,9 @@ class NorceConnectImportOperator(BaseOperator):
                 "Norce Connect: %s differs from what an earlier try posted as job %s; posting the new "
                 "content",
                 where,
-                recorded.get("job_id") or "(unknown)",
+                recorded.get("job_id") or "(unknown: that POST's answer was never recorded)",
             )
+        self._mark_in_flight(where, index, digest, ledger)
         answer = self._post(hook, url, header, body, where, index, digest, ledger)
         ledger.set(
             index,
@@ -395,6 +428,42 @@ class NorceConnectImportOperator(BaseOperator):
         )
         self.log.info("Norce Connect: %s posted as job %s", where, answer.job_id)
         return answer
+
+    def _mark_in_flight(self, where: str, index: int, digest: str, ledger: Ledger) -> None:
+        """Record, strictly, that the POST of batch ``index`` starts: should the worker die before the answer
+        is recorded, a retry finds this marker and refuses the batch instead of posting it twice."""
+        try:
+            ledger.set(index, {UNCERTAIN: True, IN_FLIGHT: True, "sha256": digest}, strict=True)
+        except LedgerWriteError as err:
+            raise NorceJobError(
+                f"Task {self.task_id!r}: {where} was not posted: its in-flight marker could not be "
+                f"recorded ({err}), and without it a worker killed during the POST would make a retry post "
+                "the batch twice. Nothing of this batch was posted; a retry posts it (the batches before "
+                "it keep their jobs). Check that the worker reaches the Airflow API server (task state) "
+                "or the metadata database (Variables)."
+            ) from None
+
+    def _unsettled_error(
+        self, where: str, index: int, entry: dict[str, Any], ledger: Ledger, *, nothing_posted: bool
+    ) -> NorceJobError:
+        """The refusal of a batch that an earlier try may have imported, and what the user does next."""
+        if entry.get(IN_FLIGHT):
+            what = (
+                f"{where} was in flight on an earlier try: the worker running that try ended (killed, "
+                "lost) while this batch's POST was in flight, so Norce may have received it."
+            )
+        else:
+            what = (
+                f"{where} was posted on an earlier try, but its answer was lost, so Norce may have "
+                "received it."
+            )
+        posted = " This try posted nothing." if nothing_posted else ""
+        return NorceJobError(
+            f"Task {self.task_id!r}: {what} It is not posted again automatically.{posted} Check the Connect "
+            f"jobs in Norce Admin; if it never arrived, delete {ledger.describe(index)} and clear this task. "
+            f'If it did arrive, set that entry to {{"job_id": "<its job id>", "sha256": "{entry.get("sha256")}"}} '
+            "instead and clear this task: the retry waits for that job and posts only what has no job yet."
+        )
 
     def _post(
         self,
@@ -423,6 +492,9 @@ class NorceConnectImportOperator(BaseOperator):
             # No token, no POST: a failing token endpoint (even a 5xx) means the batch never left.
             no_token = err.url is not None and err.url == hook.config.token_url
             if refused or never_sent or no_token:
+                # Replaces the in-flight marker: a retry posts it. Should this write fail, the marker stays
+                # and a retry refuses the batch: the safe side.
+                ledger.set(index, {NOT_POSTED: True, "sha256": digest})
                 raise NorceJobError(
                     f"Task {self.task_id!r}: Norce did not accept {where}: {err}. Nothing of this batch was "
                     "imported; a retry posts it again."
@@ -462,6 +534,12 @@ class NorceConnectImportOperator(BaseOperator):
             "allow_validation_failures=True to accept this.",
             job_id=failing[0].job_id,
         )
+
+
+def _where(index: int, count: int, batch_size: int, batches: int, method: str) -> str:
+    """``batch 2 of 3 (items 5-8) of Product/ImportOnhands``: how logs and errors name a batch."""
+    first = index * batch_size + 1
+    return f"batch {index + 1} of {batches} (items {first}-{first + count - 1}) of {method}"
 
 
 def _answer_from_record(recorded: dict[str, Any]) -> ImportAnswer:

@@ -154,11 +154,14 @@ def test_the_next_batch_is_read_while_the_post_is_in_flight_and_no_further(sim, 
     batches = [values[i : i + size] for i in range(0, len(values), size)]
     assert watch.bodies == [body_of(batch) for batch in batches]
     assert imports(sim) == 4 and job_ids == sorted(job_ids, key=int)
-    # The ledger (what a retry trusts) recorded each job, in order, with the digest of that body.
-    assert [key for key, _ in store.history] == [STATE_KEY.format(index=i) for i in range(4)]
-    for (_, entry), job_id, batch in zip(store.history, job_ids, batches, strict=True):
-        assert entry["job_id"] == job_id
-        assert entry["sha256"] == hashlib.sha256(body_of(batch)).hexdigest()
+    # The ledger (what a retry trusts): each batch marked in flight before its POST, then its job recorded,
+    # in order, with the digest of that body.
+    assert [key for key, _ in store.history] == [STATE_KEY.format(index=i) for i in range(4) for _ in "mj"]
+    for index, (job_id, batch) in enumerate(zip(job_ids, batches, strict=True)):
+        digest = hashlib.sha256(body_of(batch)).hexdigest()
+        marker, entry = store.history[2 * index][1], store.history[2 * index + 1][1]
+        assert marker == {"uncertain": True, "in_flight": True, "sha256": digest}
+        assert entry["job_id"] == job_id and entry["sha256"] == digest
 
 
 @pytest.mark.parametrize("fmt", ["jsonl", "array"])
@@ -247,7 +250,8 @@ def test_an_exception_nothing_may_catch_still_stops_the_reader(sim, fatal):
     class DyingStore(DictStateStore):
         def set(self, key: str, value: Any, **kwargs: Any) -> None:
             super().set(key, value, **kwargs)
-            raise fatal  # right after batch 1's job id was recorded
+            if "job_id" in value:  # not at batch 1's in-flight marker, written before its POST
+                raise fatal  # right after batch 1's job id was recorded
 
     store = DyingStore()
     with pytest.raises(fatal):

@@ -148,8 +148,8 @@ def test_items_path_that_is_a_directory_is_refused(norce, tmp_path):
 
 
 def test_a_failing_token_endpoint_leaves_the_batch_free_to_post_again(requests_mock):
-    """A 503 from the token endpoint means the import never left the worker: the batch is not recorded as
-    'may have been received' (which would stop a retry from ever posting it)."""
+    """A 503 from the token endpoint means the import never left the worker: the batch is recorded as not
+    posted, not as 'may have been received' (which would stop a retry from ever posting it)."""
     from norce_connect_support import DictStateStore
 
     from airflow_provider_norce.exceptions import NorceJobError
@@ -162,4 +162,6 @@ def test_a_failing_token_endpoint_leaves_the_batch_free_to_post_again(requests_m
     ) as err:
         make().execute({"task_state_store": store})
     assert imports.call_count == 0
-    assert store.data == {} and SECRET not in str(err.value)
+    entry = store.get("norce_connect_batch_0")  # the in-flight marker, replaced: a retry posts it
+    assert entry == {"not_posted": True, "sha256": entry["sha256"]}
+    assert SECRET not in str(err.value)

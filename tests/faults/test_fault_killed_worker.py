@@ -229,7 +229,7 @@ def test_worker_killed_mid_concurrent_export_the_retry_reads_only_unfinished_sli
     assert_no_secret_in(out + worker.output(), sim)
 
 
-# -- (b) a Connect import between batches -----------------------------------------------------------------------
+# -- (b) a Connect import killed during a POST -----------------------------------------------------------------------
 
 
 def onhand_items(sim: Any, path: Path, count: int) -> list[dict[str, Any]]:
@@ -248,10 +248,69 @@ def posted_part_nos(sim: Any) -> list[list[str]]:
         return [[item["PartNo"] for _, item in job.valid] for job in jobs]
 
 
+def task_error(out: str) -> str:
+    """The task's last ``NorceJobError`` message in its log, as one line: Airflow 3.0 renders it with rich
+    (colours, wrapped at the console width), 3.3 as plain text."""
+    import re
+
+    plain = re.sub(r"\x1b\[[0-9;]*m", "", out)
+    start = plain.rfind("NorceJobError: ")
+    assert start >= 0, out
+    block = plain[start + len("NorceJobError: ") :].split("\n\n", 1)[0]
+    return " ".join(block.split())
+
+
+def forget_as_the_message_says(out: str, run: Any) -> str:
+    """Do what the in-flight refusal tells the user when the batch never arrived: delete the entry it names
+    (the task state key on Airflow 3.3+, that entry of the ledger Variable below); returns what it deleted."""
+    import json
+    import re
+
+    state_key = re.search(r"delete the task state key '([^']+)' of this task instance", out)
+    if state_key:  # what the REST route DELETE .../taskInstances/import/state-store/{key} does
+        from airflow._shared.state import TaskScope
+        from airflow.state.metastore import _get_db_backend
+
+        scope = TaskScope(dag_id=run.dag_id, run_id=run.run_id, task_id="import")
+        _get_db_backend().delete(scope, state_key.group(1))
+        return state_key.group(1)
+    entry = re.search(r'delete the entry "(\d+)" of the Airflow Variable \'([^\']+)\'', out)
+    assert entry, out
+    from airflow.models import Variable
+
+    entries = json.loads(Variable.get(entry.group(2)))
+    del entries[entry.group(1)]  # only that entry: the Variable also holds batch 1's job
+    Variable.set(entry.group(2), json.dumps(entries))
+    return f"{entry.group(2)}[{entry.group(1)}]"
+
+
+def ledger_variable(run: Any) -> str:
+    """The ledger Variable of the import task below Airflow 3.3 (``connect.ledger.variable_key``)."""
+    from airflow_provider_norce.connect.ledger import variable_key
+
+    (ti,) = run.get_task_instances()
+    return variable_key(ti)
+
+
+def clear_task(run: Any, task_id: str) -> None:
+    """What "clear this task" does (UI / clearTaskInstances): the failed task runs again in this run."""
+    from airflow import settings
+    from airflow.models.taskinstance import clear_task_instances
+    from airflow.utils.state import DagRunState
+
+    session = settings.Session()
+    tis = [ti for ti in run.get_task_instances(session=session) if ti.task_id == task_id]
+    clear_task_instances(tis, session, dag_run_state=DagRunState.RUNNING)
+    session.commit()
+
+
 @pytest.mark.norce_simulator(products=12, job_duration=0.2)
-def test_worker_killed_between_import_batches_the_retry_posts_only_the_rest(
+def test_worker_killed_during_an_import_post_the_retry_refuses_then_posts_only_the_rest(
     sim, fault_dag, capsys, tmp_path, workers
 ):
+    """Killed while batch 2's POST is in flight: Norce may have it, so the retry posts nothing and says
+    what to check. Once the user has checked (it never arrived) and deleted the entry the message names,
+    the cleared task posts batches 2 and 3, once each: never a batch twice."""
     items = onhand_items(sim, tmp_path / "onhands.jsonl", 10)  # batch_size 4: batches of 4, 4 and 2
     # batch 1 answered (and recorded in the ledger before the next POST): hold the POST of batch 2
     after_answers(sim, IMPORT_PATH, {1: lambda: sim.add_fault("connect", "503", delay=HOLD, count=1)})
@@ -267,13 +326,27 @@ def test_worker_killed_between_import_batches_the_retry_posts_only_the_rest(
     sim.clear_faults()
     run, out = retry(worker, capsys)
 
-    assert task_states(run) == {"import": "success"}, out
+    assert task_states(run) == {"import": "failed"}, out
     assert try_numbers(run) == {"import": 2}
+    error = task_error(out)
+    assert "batch 2 of 3 (items 5-8) of Product/ImportOnhands was in flight on an earlier try" in error
+    assert "the worker running that try ended (killed, lost)" in error
+    assert "It is not posted again automatically. This try posted nothing." in error
+    assert "Check the Connect jobs in Norce Admin; if it never arrived, delete" in error
+    assert requests_to(sim, "POST", IMPORT_PATH) == 2, "the retry posted nothing"
+    assert sim.counters()["jobs_created"] == 1
+
+    # The held POST never reached Norce (Norce Admin shows no job for batch 2): do what the message says.
+    assert forget_as_the_message_says(error, run) in ("norce_connect_batch_1", f"{ledger_variable(run)}[1]")
+    clear_task(run, "import")
+    run, out = retry(worker, capsys)
+
+    assert task_states(run) == {"import": "success"}, out
     batches = posted_part_nos(sim)
     expected = [item["PartNo"] for item in items]
     assert batches == [expected[0:4], expected[4:8], expected[8:10]], "each batch posted once, in order"
     assert sim.counters()["jobs_created"] == 3
-    assert requests_to(sim, "POST", IMPORT_PATH) == 4  # 1 + the held one + the 2 the retry posted
+    assert requests_to(sim, "POST", IMPORT_PATH) == 4  # 1 + the held one + the 2 the last retry posted
     assert Counter(p for batch in batches for p in batch) == Counter(expected)  # no item twice
     assert "already has job 1001" in out and "not posting it again" in out
     stock = {row["PartNo"]: row["OnHandValue"] for row in sim.catalog.onhand_rows()}
