@@ -8,7 +8,9 @@ Norce has finished the import jobs, failing with Norce's own error lines when a 
 
 * Norce writes only the fields a header's ``...FieldsThatAreSet`` lists. The stock import leaves it out, so
   the operator derives it from the fields in the file (and logs it); the price import lists its fields by
-  name, which the operator checks against Norce's enum and sends as codes.
+  name, which the operator checks against Norce's enum and sends as codes. Every line of a file then carries
+  every field of the mask: an SKU with nothing incoming says ``"NextDeliveryDate": null``, which clears a stale
+  date in Norce (a line without the field would be written empty too, and the operator warns about it).
 * Every item is checked against Norce's published item schema before the first POST: a file with a missing
   ``LocationCode`` fails here, naming the line, not in Norce at 3 a.m.
 
