@@ -51,7 +51,7 @@ napoleon_numpy_docstring = False
 # no inventory this build can reach (no intersphinx: the build must work offline), or to typing internals.
 # Our own names are never ignored: a broken reference to this package is an error.
 nitpick_ignore_regex = [
-    (r"py:.*", r"(airflow|requests|httpx|tenacity|pendulum|fsspec|upath|croniter|jwt)(\..*)?"),
+    (r"py:.*", r"(airflow|requests|httpx|tenacity|pendulum|fsspec|upath|croniter|jwt|redis)(\..*)?"),
     (
         r"py:.*",
         r"(datetime|collections\.abc|typing|typing_extensions|logging|os|pathlib|socket|threading|"

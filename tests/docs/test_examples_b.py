@@ -44,8 +44,10 @@ RUN_BY = {
     "tok_machine.py": "test_tok_machine_one_token_per_machine_one_per_process_without",
     "tok_scope.py": "test_tok_scope_falls_back_once_and_an_explicit_scope_is_kept",
     "tok_custom_store.py": "test_tok_custom_store_is_the_one_the_hooks_share",
+    "tok_redis.py": "test_tok_redis_one_token_for_the_cluster_one_per_machine_without",
     "dep_connection.json": "test_dep_connection_json_is_a_valid_norce_connection",
     "dep_worker_env.sh": "test_dep_worker_env_gives_the_hook_its_connection",
+    "dep_redis_env.sh": "test_dep_redis_env_gives_the_hook_its_redis_store",
     "dep_secrets.cfg": "test_dep_secrets_backend_serves_the_connections",
     "dep_connections.json": "test_dep_secrets_backend_serves_the_connections",
     "dep_tls_proxy.json": "test_dep_tls_proxy_extras_are_valid_and_a_missing_ca_is_refused",
@@ -226,6 +228,20 @@ def test_tok_custom_store_is_the_one_the_hooks_share(monkeypatch):
     assert result == {"same_token": True, "renewed": True, "token_requests": 2}
 
 
+@pytest.mark.integration
+def test_tok_redis_one_token_for_the_cluster_one_per_machine_without(tmp_path):
+    sys.path.insert(0, str(ROOT / "tests" / "token_store"))
+    from redis_testlib import RedisServer, redis_server_binary
+
+    if redis_server_binary() is None:
+        pytest.skip("redis-server is not installed (bash .ci/os-packages installs it)")
+    server = RedisServer(tmp_path / "redis").start()
+    try:
+        assert load("tok_redis.py").main(server.url) == {"machine": 2, "redis": 1}
+    finally:
+        server.stop()
+
+
 # -- deployment ----------------------------------------------------------------------------------------------
 
 
@@ -242,6 +258,20 @@ def _sh_between(name: str, marker: str) -> str:
     return text.split(f"# [START {marker}]\n", 1)[1].split(f"# [END {marker}]", 1)[0]
 
 
+def _source_and_read(script_name: str, read: str, airflow_home: Path) -> Any:
+    """Source an environment script of the docs in bash, run ``read`` in Python there; its last line as JSON."""
+    script = f'source "{EXAMPLES / script_name}"\npython -c "$READ"\n'
+    result = subprocess.run(
+        ["bash", "-c", script],
+        env=venv_env(READ=read, AIRFLOW_HOME=str(airflow_home)),
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr
+    return json.loads(result.stdout.splitlines()[-1])
+
+
 def test_dep_worker_env_gives_the_hook_its_connection(tmp_path):
     read = (
         "import json, os\n"
@@ -250,20 +280,27 @@ def test_dep_worker_env_gives_the_hook_its_connection(tmp_path):
         "print(json.dumps([config.token_url, config.application_id, config.token_cache,"
         " os.environ['NORCE_TOKEN_CACHE_DIR']]))\n"
     )
-    script = f'source "{EXAMPLES / "dep_worker_env.sh"}"\npython -c "$READ"\n'
-    result = subprocess.run(
-        ["bash", "-c", script],
-        env=venv_env(READ=read, AIRFLOW_HOME=str(tmp_path)),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert result.returncode == 0, result.stderr
-    token_url, application_id, token_cache, store_dir = json.loads(result.stdout.splitlines()[-1])
+    token_url, application_id, token_cache, store_dir = _source_and_read("dep_worker_env.sh", read, tmp_path)
     assert token_url == "https://acme.api-se.stage.norce.tech/identity/1.0/connect/token"
     assert (application_id, token_cache) == (1234, "machine")
     assert store_dir == "/run/airflow/norce-tokens"
     assert "export NORCE_TOKEN_CACHE_DIR" in _sh_between("dep_worker_env.sh", "dep_worker_env")
+
+
+def test_dep_redis_env_gives_the_hook_its_redis_store(tmp_path):
+    read = (
+        "import json\n"
+        "from airflow_provider_norce.hooks.norce import NorceHook\n"
+        "from airflow_provider_norce.tokens.redis_connection import redis_client\n"
+        "config = NorceHook('norce_default').config\n"
+        "client, target = redis_client(config.token_cache_conn_id, config.conn_id, socket_timeout=1)\n"
+        "kwargs = client.connection_pool.connection_kwargs\n"
+        "print(json.dumps([config.token_cache, str(target), kwargs['password']]))\n"
+    )
+    token_cache, target, password = _source_and_read("dep_redis_env.sh", read, tmp_path)
+    assert token_cache == "redis"
+    assert target == "connection 'redis_tokens' (redis.internal:6379/2)"
+    assert password == "redis-password"
 
 
 def test_dep_secrets_backend_serves_the_connections():
