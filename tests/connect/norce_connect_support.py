@@ -42,6 +42,18 @@ class DictStateStore:
         self.data.pop(key, None)
 
 
+class HistoryStore(DictStateStore):
+    """A task state store that remembers every entry set, in order (the import clears them at its end)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.history: list[tuple[str, Any]] = []
+
+    def set(self, key: str, value: Any, **kwargs: Any) -> None:
+        super().set(key, value, **kwargs)
+        self.history.append((key, value))
+
+
 class WorkerKilled(BaseException):
     """Stands for the worker process dying (SIGKILL, OOM): nothing in the task can catch it."""
 

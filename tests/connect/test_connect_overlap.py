@@ -16,7 +16,7 @@ from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from norce_connect_support import DictStateStore, WorkerKilled, imports, onhand, use_simulator
+from norce_connect_support import DictStateStore, HistoryStore, WorkerKilled, imports, onhand, use_simulator
 
 import airflow_provider_norce.hooks.norce as hook_module
 from airflow_provider_norce.connect.items import FileItems
@@ -111,18 +111,6 @@ def watched_hook(watch: Watch, gate_post: int | None = None) -> type:
     return WatchedHook
 
 
-class RecordingStore(DictStateStore):
-    """A task state store that remembers every entry set, in order (the import clears them at its end)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.history: list[tuple[str, Any]] = []
-
-    def set(self, key: str, value: Any, **kwargs: Any) -> None:
-        super().set(key, value, **kwargs)
-        self.history.append((key, value))
-
-
 def operator(source: Any, batch_size: int, task_id: str = "overlap") -> NorceConnectImportOperator:
     op = NorceConnectImportOperator(
         task_id=task_id,
@@ -140,7 +128,7 @@ def test_the_next_batch_is_read_while_the_post_is_in_flight_and_no_further(sim, 
     size, values = 40, items(130)  # 4 batches, the last one short
     watch = Watch(gate_after=2 * size)  # the whole of batch 2
     monkeypatch.setattr(hook_module, "NorceHook", watched_hook(watch, gate_post=1))
-    store = RecordingStore()
+    store = HistoryStore()
 
     job_ids = operator(WatchedItems(values, watch), size).execute({"task_state_store": store})
 

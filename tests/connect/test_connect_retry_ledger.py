@@ -12,6 +12,7 @@ from norce_connect_support import (
     MOCK_BASE,
     CrashingStateStore,
     DictStateStore,
+    HistoryStore,
     WorkerKilled,
     imports,
     mock_norce,
@@ -218,18 +219,6 @@ def test_task_state_ledger_is_preferred():
 
 def key(index: int) -> str:
     return STATE_KEY.format(index=index)
-
-
-class HistoryStore(DictStateStore):
-    """Remembers every entry written, in order (the import clears the store when it succeeds)."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.history: list[tuple[str, Any]] = []
-
-    def set(self, key: str, value: Any, **kwargs: Any) -> None:
-        super().set(key, value, **kwargs)
-        self.history.append((key, value))
 
 
 class DiesInsteadOfRecording(DictStateStore):
