@@ -217,6 +217,47 @@ class TokenRequestLimiter:
                 self.tat = max(self.tat - self.interval, now + self.tolerance + retry_after)
 
 
+#: A stored token fresh for at least this long more is read without waiting for another process's fetch.
+SETTLED_MARGIN = 5.0
+#: A shared limiter state further ahead than this is a clock jump or tampering, not a queue: clamp it.
+MAX_TAT_AHEAD = 3600.0
+#: The version of a shared store's token record (:func:`token_record`).
+RECORD_VERSION = 1
+
+
+def token_record(key: str, token: Token) -> dict[str, Any]:
+    """What a shared store keeps for ``key``: the token and the key it belongs to, so a record copied or
+    renamed under another key is never served to that key's client."""
+    return {"v": RECORD_VERSION, "key": key, **token.to_json()}
+
+
+def token_from_record(doc: Any, key: str) -> Token:
+    """The token of a shared store's record for ``key``; ``ValueError`` (or ``KeyError``/``TypeError``) for a
+    record of another key or version, or with times no token from Norce could have."""
+    if not isinstance(doc, dict) or doc.get("v") != RECORD_VERSION or doc.get("key") != key:
+        raise ValueError("not a token of this key")
+    token = Token.from_json(doc)
+    if not (
+        math.isfinite(token.expires_at)
+        and math.isfinite(token.obtained_at)
+        and token.expires_at > token.obtained_at
+    ):
+        raise ValueError("implausible token times")
+    return token
+
+
+def shared_tat(raw: str | bytes, now: float) -> float | None:
+    """The limiter's ``tat`` as a shared store keeps it (text), clamped to :data:`MAX_TAT_AHEAD` past
+    ``now``; None when it is not a finite, non-negative number (then it counts as no history)."""
+    try:
+        tat = float(raw)
+    except (TypeError, ValueError):
+        return None
+    if not math.isfinite(tat) or tat < 0:
+        return None
+    return min(tat, now + MAX_TAT_AHEAD)
+
+
 class SharedTokenStore(Protocol):
     """A token store shared beyond one process (the machine-wide file store, or a cluster store).
 

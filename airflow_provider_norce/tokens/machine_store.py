@@ -46,10 +46,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_norce.exceptions import NorceError
 from airflow_provider_norce.tokens.cache import (
+    SETTLED_MARGIN,
     TOKEN_BURST,
     TOKEN_RATE_PER_MINUTE,
     Token,
     TokenRequestLimiter,
+    shared_tat,
+    token_from_record,
+    token_record,
 )
 
 if TYPE_CHECKING:
@@ -62,15 +66,10 @@ ENV_DIR = "NORCE_TOKEN_CACHE_DIR"
 #: ``BURST,PER_MINUTE``: the token-request limit the store enforces (Norce's is ``20,3``). For tests and
 #: simulators; raising it against Norce only earns 429s.
 ENV_LIMIT = "NORCE_TOKEN_REQUEST_LIMIT"
-FORMAT_VERSION = 1
 MAX_FILE_BYTES = 64 * 1024
 #: How long a process waits for another one's token fetch before giving up with an error. A fetch
 #: may wait up to the retry budget (300 s by default) for a token slot, plus its request timeouts.
 DEFAULT_LOCK_TIMEOUT = 900.0
-#: A limiter state further ahead than this is a clock jump or tampering, not a queue: clamp it.
-MAX_TAT_AHEAD = 3600.0
-#: A token on disk fresh for at least this long more needs no lock to be read.
-SETTLED_MARGIN = 5.0
 LIMITER_LOCK = "limiter.lock"
 LIMITER_STATE = "limiter.state"
 _SAFE_KEY = re.compile(r"^[0-9a-f]{16,128}$")
@@ -267,17 +266,7 @@ class FileTokenStore:
         if data is None:
             return None
         try:
-            doc = json.loads(data)
-            if not isinstance(doc, dict) or doc.get("v") != FORMAT_VERSION or doc.get("key") != key:
-                raise ValueError("not a token of this key")
-            token = Token.from_json(doc)
-            if not (
-                token.access_token
-                and math.isfinite(token.expires_at)
-                and math.isfinite(token.obtained_at)
-                and token.expires_at > token.obtained_at
-            ):
-                raise ValueError("implausible token times")
+            token = token_from_record(json.loads(data), key)
         except (ValueError, KeyError, TypeError):
             self._warn_once(f"corrupt:{path}", "Norce token store: ignoring and removing corrupt %s", path)
             self._remove(path)
@@ -286,9 +275,8 @@ class FileTokenStore:
 
     def save(self, key: str, token: Token) -> None:
         """Write atomically (temporary file, then rename over the old one); failures only cost sharing."""
-        doc = {"v": FORMAT_VERSION, "key": key, **token.to_json()}
         try:
-            self._write_private(self._token_path(key), json.dumps(doc).encode())
+            self._write_private(self._token_path(key), json.dumps(token_record(key, token)).encode())
         except OSError as err:
             self._degraded("could not save a token", err)
 
@@ -353,20 +341,16 @@ class FileTokenStore:
             os.close(fd)
 
     def _read_tat(self) -> float:
-        """The shared ``tat``; an absent, untrusted or corrupt state counts as no history."""
+        """The shared ``tat``; an absent, untrusted or corrupt state counts as no history (and is removed)."""
         path = self.directory / LIMITER_STATE
         data = self._read_private(path)
         if data is None:
             return 0.0
-        try:
-            tat = float(data.decode("ascii"))
-            if not math.isfinite(tat) or tat < 0:
-                raise ValueError
-        except (ValueError, UnicodeDecodeError):
+        tat = shared_tat(data, self.clock())
+        if tat is None:
             self._remove(path)
             return 0.0
-        limit = self.clock() + MAX_TAT_AHEAD
-        return min(tat, limit)
+        return tat
 
     # -- files -----------------------------------------------------------------------------------
 

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import json
 import logging
-import math
 import os
 import secrets
 import threading
@@ -39,10 +38,14 @@ from typing import TYPE_CHECKING, Any
 
 from airflow_provider_norce.exceptions import NorceError
 from airflow_provider_norce.tokens.cache import (
+    SETTLED_MARGIN,
     TOKEN_BURST,
     TOKEN_RATE_PER_MINUTE,
     Token,
     TokenRequestLimiter,
+    shared_tat,
+    token_from_record,
+    token_record,
 )
 
 if TYPE_CHECKING:
@@ -62,10 +65,6 @@ DEFAULT_SOCKET_TIMEOUT = 5.0
 DEFAULT_WAKE_INTERVAL = 1.0
 #: How long a process waits for another one's fetch before giving up (as the machine store).
 DEFAULT_LOCK_TIMEOUT = 900.0
-#: A stored token fresh for at least this long more is read without taking the lock.
-SETTLED_MARGIN = 5.0
-#: A limiter state further ahead than this is a clock jump or tampering, not a queue: clamp it.
-MAX_TAT_AHEAD = 3600.0
 #: The limiter key outlives its ``tat`` by this much (after ``tat`` its value means "no history" anyway).
 LIMITER_GRACE = 60.0
 #: WATCH/MULTI rounds before the limiter gives up (each round lets at least one contender through).
@@ -78,7 +77,6 @@ HKDF_INFO = b"norce access token encryption"
 #: The first byte of every stored value: the format (version 1: AES-256-GCM, 12-byte random nonce).
 FORMAT_V1 = b"\x01"
 NONCE_BYTES = 12
-FORMAT_VERSION = 1
 
 #: Renew a lock if we still own it (compare-and-set by owner).
 _RENEW = """
@@ -245,8 +243,7 @@ class RedisTokenStore:
     def save(self, key: str, token: Token) -> None:
         """Store encrypted, expiring with the token; wake the waiters in the same transaction."""
         name = self.token_name(key)
-        doc = {"v": FORMAT_VERSION, "key": key, **token.to_json()}
-        blob = self._cipher.seal(json.dumps(doc).encode(), name)
+        blob = self._cipher.seal(json.dumps(token_record(key, token)).encode(), name)
         pipe = self.client.pipeline(transaction=True)
         pipe.set(name, blob)
         pipe.pexpireat(name, int(token.expires_at * 1000))
@@ -415,31 +412,14 @@ class RedisTokenStore:
 
     def _tat(self, raw: Any) -> float:
         """The shared ``tat``; absent or corrupt counts as no history, far ahead is clamped."""
-        if raw is None:
-            return 0.0
-        try:
-            tat = float(raw)
-        except (TypeError, ValueError):
-            return 0.0
-        if not math.isfinite(tat) or tat < 0:
-            return 0.0
-        return min(tat, self.clock() + MAX_TAT_AHEAD)
+        tat = None if raw is None else shared_tat(raw, self.clock())
+        return 0.0 if tat is None else tat
 
     # -- helpers ---------------------------------------------------------------------------------
 
     @staticmethod
     def _parse(key: str, plaintext: bytes) -> Token:
-        doc = json.loads(plaintext)
-        if not isinstance(doc, dict) or doc.get("v") != FORMAT_VERSION or doc.get("key") != key:
-            raise ValueError("not a token of this key")
-        token = Token.from_json(doc)
-        if not (
-            math.isfinite(token.expires_at)
-            and math.isfinite(token.obtained_at)
-            and token.expires_at > token.obtained_at
-        ):
-            raise ValueError("implausible token times")
-        return token
+        return token_from_record(json.loads(plaintext), key)
 
     def _warn_once(self, what: str, message: str, *args: Any) -> None:
         with self._warn_lock:
