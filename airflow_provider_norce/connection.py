@@ -10,7 +10,13 @@ reported with the connection id and the field to fix. URL derivation follows
   (the scope picks it); Connect and Query on hosts of their own.
 
 Facts the reference marks as inferred (the ``prod`` scope spelling, Storm's production Connect host)
-are overridable through the connection extras ``scope``, ``token_url`` and ``base_url``.
+are overridable through the connection extras ``scope``, ``auth_url`` and ``base_url``.
+
+Extra names: Airflow masks (shows and saves as ``***``) every extra whose key contains a word of its
+sensitive-field list, ``token`` among them, so the token-related extras are named ``auth_url``,
+``auth_cache`` and ``auth_cache_conn_id``. The former names ``token_url``, ``token_cache`` and
+``token_cache_conn_id`` are still read (:data:`RENAMED_EXTRAS`), with one warning per connection. An extra
+that holds JSON ``null`` (the UI's form saves every emptied field so) is unset: the default applies.
 
 Production scope: Norce's newest OAuth page and its own SDK say ``prod``; older pages say ``production``
 (``tests/norce_contracts/identity.json scope_spellings``). The default is ``prod``; when the connection does
@@ -22,6 +28,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import logging
 import math
 import os
 import re
@@ -36,10 +43,12 @@ from airflow_provider_norce.exceptions import NorceConnectionConfigError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
+log = logging.getLogger(__name__)
+
 PLATFORMS = ("commerce", "storm")
 ENVIRONMENTS = ("production", "stage", "playground")
 TOKEN_CACHES = ("process", "machine", "redis")
-#: The Airflow Redis connection ``token_cache = "redis"`` uses unless ``token_cache_conn_id`` names another.
+#: The Airflow Redis connection ``auth_cache = "redis"`` uses unless ``auth_cache_conn_id`` names another.
 DEFAULT_TOKEN_CACHE_CONN_ID = "redis_default"
 
 #: Scopes by platform and environment. Commerce production is ``prod`` (newest Norce page, Norce's
@@ -100,16 +109,26 @@ KNOWN_EXTRAS = (
     "region",
     "application_id",
     "scope",
-    "token_url",
+    "auth_url",
     "base_url",
     "timeout",
     "max_attempts",
     "max_retry_wait",
-    "token_cache",
-    "token_cache_conn_id",
+    "auth_cache",
+    "auth_cache_conn_id",
     "verify",
     "proxies",
 )
+#: Former extra name -> current one. Airflow masks any extra whose key contains ``token``, so the form showed
+#: these as ``***``; the former names are still read, and a connection giving both with different values is
+#: refused (which one was meant cannot be known).
+RENAMED_EXTRAS: dict[str, str] = {
+    "token_url": "auth_url",
+    "token_cache": "auth_cache",
+    "token_cache_conn_id": "auth_cache_conn_id",
+}
+#: (connection id, former name) pairs already warned about in this process: one warning each, not one per task.
+_WARNED_RENAMES: set[tuple[str, str]] = set()
 _DEFAULT_PORTS = {"https": 443, "http": 80}
 
 
@@ -195,10 +214,11 @@ class NorceConnectionConfig:
     def from_connection(cls, conn: Any, conn_id: str | None = None) -> NorceConnectionConfig:
         """Validate an Airflow ``Connection`` (or anything with its attributes) into a config."""
         conn_id = conn_id or getattr(conn, "conn_id", None) or "norce_default"
-        extra = _extras(conn, conn_id)
+        extra, given_as = _extras(conn, conn_id)
 
         def fail(field_name: str, problem: str) -> NorceConnectionConfigError:
-            return NorceConnectionConfigError(conn_id, field_name, problem)
+            # Named as the connection spells it: a former name (token_url) where the connection used it.
+            return NorceConnectionConfigError(conn_id, given_as.get(field_name, field_name), problem)
 
         client_id = (conn.login or "").strip()
         if not client_id:
@@ -256,9 +276,9 @@ class NorceConnectionConfig:
         else:
             base_url = commerce_base_url(host.lower(), region, environment)
 
-        token_url_extra = str(extra.get("token_url") or "").strip()
+        token_url_extra = str(extra.get("auth_url") or "").strip()
         if token_url_extra:
-            token_url = _checked_url(token_url_extra, "token_url", fail, keep_path=True)
+            token_url = _checked_url(token_url_extra, "auth_url", fail, keep_path=True)
         elif platform == "storm":
             token_url = STORM_TOKEN_URL
         else:
@@ -288,8 +308,8 @@ class NorceConnectionConfig:
 
         from airflow_provider_norce.tokens.store import registered_token_stores
 
-        token_cache = _choice(extra, "token_cache", "machine", TOKEN_CACHES + registered_token_stores(), fail)
-        token_cache_conn_id = _conn_id(extra, "token_cache_conn_id", DEFAULT_TOKEN_CACHE_CONN_ID, fail)
+        token_cache = _choice(extra, "auth_cache", "machine", TOKEN_CACHES + registered_token_stores(), fail)
+        token_cache_conn_id = _conn_id(extra, "auth_cache_conn_id", DEFAULT_TOKEN_CACHE_CONN_ID, fail)
         proxies = extra.get("proxies")
         if proxies is not None and not isinstance(proxies, dict):
             raise fail("proxies", 'must be a JSON object such as {"https": "http://proxy:3128"}')
@@ -413,8 +433,12 @@ def _check_raw_extra(conn: Any, conn_id: str) -> None:
         )
 
 
-def _extras(conn: Any, conn_id: str) -> dict[str, Any]:
-    """Extras as a dict, accepting the legacy ``extra__norce__<field>`` prefixed keys too."""
+def _extras(conn: Any, conn_id: str) -> tuple[dict[str, Any], dict[str, str]]:
+    """Extras as a dict under their current names, and the key each one was given under where that differs.
+
+    Accepts the legacy ``extra__norce__<field>`` prefixed keys and the former names of
+    :data:`RENAMED_EXTRAS` (both spellings together too: ``extra__norce__token_url``).
+    """
     try:
         raw = conn.extra_dejson
     except Exception:  # Airflow logs and swallows bad JSON in some versions; be explicit instead
@@ -430,13 +454,46 @@ def _extras(conn: Any, conn_id: str) -> dict[str, Any]:
         )
     prefix = "extra__norce__"
     extras = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in raw.items()}
+    given_as: dict[str, str] = {}
+    for old, new in RENAMED_EXTRAS.items():
+        if old not in extras:
+            continue
+        old_value = extras.pop(old)
+        if _unset(old_value):
+            continue
+        new_value = extras.get(new)
+        if not _unset(new_value) and new_value != old_value:
+            raise NorceConnectionConfigError(
+                conn_id,
+                new,
+                f"is given twice with different values: as {new!r} and under its former name {old!r}; "
+                f"keep only {new!r}",
+            )
+        extras[new] = old_value
+        given_as[new] = old
+        if (conn_id, old) not in _WARNED_RENAMES:
+            _WARNED_RENAMES.add((conn_id, old))
+            log.warning(
+                "Norce connection %r: the extra %r is read under its new name %r; rename it in the connection "
+                "(Airflow hides extras whose name contains 'token' as ***)",
+                conn_id,
+                old,
+                new,
+            )
     for name in KNOWN_EXTRAS:
         value = extras.get(name)
         if isinstance(value, str) and value and not value.strip():
             raise NorceConnectionConfigError(
-                conn_id, name, "holds only whitespace; remove it to use the default, or give a value"
+                conn_id,
+                given_as.get(name, name),
+                "holds only whitespace; remove it to use the default, or give a value",
             )
-    return extras
+    return extras, given_as
+
+
+def _unset(value: Any) -> bool:
+    """JSON ``null`` or an empty string: what the UI's form saves for a field left empty."""
+    return value is None or value == ""
 
 
 def _choice(extra: Mapping[str, Any], name: str, default: str, allowed: tuple[str, ...], fail: Any) -> str:
@@ -499,7 +556,9 @@ def _whole_number(extra: Mapping[str, Any], name: str, default: int, fail: Any) 
 
 
 def _verify(extra: Mapping[str, Any], fail: Any) -> bool | str:
-    raw = extra.get("verify", True)
+    raw = extra.get("verify")
+    if raw is None:  # unset, or JSON null from the form: verify with the default CA bundle
+        return True
     if isinstance(raw, bool):
         return raw
     text = str(raw).strip()

@@ -140,7 +140,7 @@ def _best(done: list[dict[str, Any]]) -> dict[str, Any]:
 
 def table(results: dict[str, dict[str, Any]], tasks: int) -> str:
     rows = [
-        f"| token_cache | token requests | 429s | tasks ok / failed / unfinished (of {tasks}) | hosts | wall (s) "
+        f"| auth_cache | token requests | 429s | tasks ok / failed / unfinished (of {tasks}) | hosts | wall (s) "
         "| task s (median / max) |",
         "|---|---:|---:|---|---|---:|---|",
     ]

@@ -72,7 +72,7 @@ class NorceHook(BaseHook):
         ``max_retry_wait``. A wait that would overrun it is not started.
     :param token_cache: the process cache to use (tests inject one with a fake clock).
     :param shared_store: a token store shared beyond this process; by default chosen from the
-        connection's ``token_cache`` extra.
+        connection's ``auth_cache`` extra.
     :param config: an already validated configuration, for callers that must not look the connection
         up synchronously (the triggerer reads it with an async look-up and hands it over).
     :param retry_listener: told ``(error, wait)`` before each retry of an API request; a concurrent export
@@ -142,7 +142,7 @@ class NorceHook(BaseHook):
 
     @cached_property
     def shared_store(self) -> SharedTokenStore | None:
-        """Where tokens are shared beyond this process, per the connection's ``token_cache`` extra."""
+        """Where tokens are shared beyond this process, per the connection's ``auth_cache`` extra."""
         if self._shared_store is not None:
             return self._shared_store
         from airflow_provider_norce.tokens.store import store_for

@@ -129,7 +129,7 @@ def request_failed(config: NorceConnectionConfig, err: NorceAPIError) -> NorceAP
     if err.status_code == 429:
         hint = (
             "Norce admits 3 token requests a minute per IP address and other clients behind this address "
-            "are using them; the task's retry asks again, and with the connection's token_cache 'machine' "
+            "are using them; the task's retry asks again, and with the connection's auth_cache 'machine' "
             "the tasks of a worker share one token"
         )
     else:

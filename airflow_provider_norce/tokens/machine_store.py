@@ -524,7 +524,7 @@ class FileTokenStore:
             "Norce token store %s: %s%s. The task goes on without it, but tokens are not shared between "
             "task processes until this is fixed (each process asks Norce for its own). To fix: make %s a "
             "writable directory of this user (mode 0700) with free space, or point %s at one, or set the "
-            "connection extra token_cache to 'process' to not use a machine store",
+            "connection extra auth_cache to 'process' to not use a machine store",
             self.directory,
             what,
             cause,

@@ -23,7 +23,7 @@ if TYPE_CHECKING:
 
 #: The ``ssl*`` extras the Redis provider passes on to ``redis.Redis``.
 SSL_EXTRAS = ("ssl", "ssl_cert_reqs", "ssl_ca_certs", "ssl_keyfile", "ssl_certfile", "ssl_check_hostname")
-FIELD = "token_cache_conn_id"
+FIELD = "auth_cache_conn_id"
 
 
 @dataclass(frozen=True)
@@ -60,8 +60,8 @@ def redis_client(
     if _truthy(extra.get("cluster")):
         raise fail(
             "is in cluster mode (extra 'cluster'), which the Norce token store does not support: its lock, "
-            "limiter and notifications need one Redis server. Point token_cache_conn_id at a standalone "
-            "Redis (or a primary's endpoint), or set token_cache to 'machine'"
+            "limiter and notifications need one Redis server. Point auth_cache_conn_id at a standalone "
+            "Redis (or a primary's endpoint), or set auth_cache to 'machine'"
         )
     host = conn.host or "localhost"
     try:
@@ -100,7 +100,7 @@ def _connection(redis_conn_id: str, norce_conn_id: str) -> Any:
             FIELD,
             f"names the Redis connection {redis_conn_id!r}, which does not exist; create it (type redis, "
             f"for example AIRFLOW_CONN_{redis_conn_id.upper()}='redis://host:6379/0'), or set "
-            f"{FIELD} to an existing one, or token_cache to 'machine'",
+            f"{FIELD} to an existing one, or auth_cache to 'machine'",
         ) from None
 
 

@@ -1,10 +1,10 @@
-"""Choosing the token store shared beyond one process, from the connection's ``token_cache`` extra.
+"""Choosing the token store shared beyond one process, from the connection's ``auth_cache`` extra (formerly ``token_cache``).
 
 * ``process``: none; each process keeps its own tokens (:data:`~airflow_provider_norce.tokens.cache.PROCESS_TOKEN_CACHE`).
 * ``machine`` (the default): :class:`~airflow_provider_norce.tokens.machine_store.FileTokenStore` in a private
   directory, shared by every task process of this machine and user.
 * ``redis``: :class:`~airflow_provider_norce.tokens.redis_store.RedisTokenStore` on the Airflow Redis
-  connection named by the ``token_cache_conn_id`` extra, shared by every worker of a cluster; behind
+  connection named by the ``auth_cache_conn_id`` extra, shared by every worker of a cluster; behind
   :class:`~airflow_provider_norce.tokens.fallback.FallbackTokenStore`, so an unreachable Redis means the
   machine store meanwhile (one warning per process), never a failed task. Tuned by the environment:
   ``NORCE_TOKEN_REDIS_LOCK_TTL`` (seconds a dead fetcher's lock blocks others, default 20),
@@ -53,23 +53,23 @@ _lock = threading.Lock()
 
 
 def register_token_store(kind: str, factory: Callable[[], SharedTokenStore | None]) -> None:
-    """Make ``token_cache = kind`` use the store ``factory`` returns (called when a hook first needs it)."""
+    """Make ``auth_cache = kind`` use the store ``factory`` returns (called when a hook first needs it)."""
     if kind in ("process", "machine", "redis"):
-        raise ValueError(f"token_cache {kind!r} is built in and cannot be replaced")
+        raise ValueError(f"auth_cache {kind!r} is built in and cannot be replaced")
     _factories[kind] = factory
 
 
 def registered_token_stores() -> tuple[str, ...]:
-    """The ``token_cache`` kinds added with :func:`register_token_store`, for the connection's validation."""
+    """The ``auth_cache`` kinds added with :func:`register_token_store`, for the connection's validation."""
     return tuple(sorted(_factories))
 
 
 def store_for(config: NorceConnectionConfig | str) -> SharedTokenStore | None:
-    """The shared store of a connection (its ``token_cache`` extra), or of a kind given by name.
+    """The shared store of a connection (its ``auth_cache`` extra), or of a kind given by name.
 
     ``process``: None (the in-process cache alone). ``machine``: the machine-wide store, or None with
     a warning when no private directory can be had. ``redis``: the cluster store of the connection's
-    ``token_cache_conn_id`` (needs the configuration: its cipher is keyed by the client secret), with
+    ``auth_cache_conn_id`` (needs the configuration: its cipher is keyed by the client secret), with
     the machine store as fallback. Other kinds: their registered factory.
     """
     kind = config if isinstance(config, str) else config.token_cache
@@ -80,13 +80,13 @@ def store_for(config: NorceConnectionConfig | str) -> SharedTokenStore | None:
     if kind == "redis":
         if isinstance(config, str):
             raise ValueError(
-                "token_cache 'redis' needs the connection's configuration: call store_for(config)"
+                "auth_cache 'redis' needs the connection's configuration: call store_for(config)"
             )
         return redis_store(config)
     factory = _factories.get(kind)
     if factory is None:
         known = ", ".join(["process", "machine", "redis", *sorted(_factories)])
-        raise ValueError(f"unknown token_cache {kind!r}; known: {known}")
+        raise ValueError(f"unknown auth_cache {kind!r}; known: {known}")
     return factory()
 
 
@@ -120,7 +120,7 @@ def redis_store(config: NorceConnectionConfig) -> SharedTokenStore | None:
 
         warn_once_per_process(
             "redis-missing",
-            "Norce token store: connection %r sets token_cache 'redis' but the Python package redis is not "
+            "Norce token store: connection %r sets auth_cache 'redis' but the Python package redis is not "
             "installed; falling back to the machine store, so tokens are shared per machine only. Install "
             "it on every worker: %s",
             config.conn_id,
@@ -170,7 +170,7 @@ def _build_redis_store(
     advice = (
         f"Check that the Redis server of Airflow connection {target.conn_id!r} is running and reachable "
         f"from this worker ({target.host}:{target.port}), and the connection's password and TLS settings "
-        f"(Norce connection {config.conn_id!r}, extra token_cache_conn_id)."
+        f"(Norce connection {config.conn_id!r}, extra auth_cache_conn_id)."
     )
     return FallbackTokenStore(
         primary, machine_store, is_outage=is_outage, where=str(target), advice=advice, cooldown=cooldown
@@ -236,7 +236,7 @@ def _build_machine_store() -> SharedTokenStore | None:
         tried.append(str(candidate))
     log.warning(
         "Norce token store: no private directory could be used (%s); tokens are cached per process only. "
-        "Set %s to a directory only this user can access, or the connection extra token_cache to 'process'.",
+        "Set %s to a directory only this user can access, or the connection extra auth_cache to 'process'.",
         ", ".join(tried),
         ENV_DIR,
     )

@@ -1,4 +1,4 @@
-"""A token store of your own, registered as a ``token_cache`` kind.
+"""A token store of your own, registered as an ``auth_cache`` kind.
 
 A store shared by every worker of a cluster (Redis, the Airflow metadata database) implements the six methods
 of ``SharedTokenStore``. This one keeps tokens in a dict of this process: it shows the protocol and runs in
@@ -73,7 +73,7 @@ def main() -> dict[str, Any]:
     # [END tok_register_store]
     with NorceSimulator() as sim:
         connection = sim.connection_dict()
-        connection["extra"]["token_cache"] = "dict"  # the kind registered above
+        connection["extra"]["auth_cache"] = "dict"  # the kind registered above
         os.environ["AIRFLOW_CONN_NORCE_DEFAULT"] = json.dumps(connection)
         # Two hooks with process caches of their own: as two task processes, they meet only in the store.
         first = NorceHook("norce_default", token_cache=TokenCache()).get_access_token()

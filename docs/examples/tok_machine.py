@@ -2,7 +2,7 @@
 
 Airflow runs every task in a process of its own. This starts three "task processes" at once (fresh Python
 processes, as Airflow starts them) against a simulator, first with the connection's default
-``token_cache = "machine"``, then with ``"process"``, and counts the token requests Norce saw.
+``auth_cache = "machine"``, then with ``"process"``, and counts the token requests Norce saw.
 ``tests/docs/test_examples_b.py`` runs :func:`main`; docs/tokens.md shows the part between the markers.
 """
 
@@ -28,7 +28,7 @@ def token_requests(token_cache: str, tasks: int = 3) -> int:
     with NorceSimulator() as sim, tempfile.TemporaryDirectory() as store:
         # [START tok_machine]
         connection = sim.connection_dict()
-        connection["extra"]["token_cache"] = token_cache  # "machine" (the default) or "process"
+        connection["extra"]["auth_cache"] = token_cache  # "machine" (the default) or "process"
         env = {
             **os.environ,
             "AIRFLOW_CONN_NORCE_DEFAULT": json.dumps(connection),

@@ -1,7 +1,7 @@
-"""One token for the whole cluster: ``token_cache = "redis"`` shares it between machines.
+"""One token for the whole cluster: ``auth_cache = "redis"`` shares it between machines.
 
 Two "machines" (each its own home and machine-store directory) start two task processes each against a
-simulator, first with ``token_cache = "machine"`` (one token per machine), then with ``"redis"`` (one token
+simulator, first with ``auth_cache = "machine"`` (one token per machine), then with ``"redis"`` (one token
 for all of them, through the Redis server every worker reaches). ``tests/docs/test_examples_d.py`` runs
 :func:`main` with a ``redis-server`` it starts; docs/tokens.md shows the part between the markers.
 """
@@ -28,8 +28,8 @@ def token_requests(token_cache: str, redis_url: str, machines: int = 2, tasks: i
     with NorceSimulator() as sim, tempfile.TemporaryDirectory() as root:
         # [START tok_redis]
         connection = sim.connection_dict()
-        connection["extra"]["token_cache"] = token_cache  # "machine" (the default) or "redis"
-        connection["extra"]["token_cache_conn_id"] = "redis_tokens"  # an Airflow connection of type redis
+        connection["extra"]["auth_cache"] = token_cache  # "machine" (the default) or "redis"
+        connection["extra"]["auth_cache_conn_id"] = "redis_tokens"  # an Airflow connection of type redis
         processes = []
         for machine in range(machines):
             env = {

@@ -110,7 +110,7 @@ def assert_one_clear_warning(caplog: Any, directory: Path, *, cause: str) -> Non
     assert len(warnings) == 1, "\n".join(warnings)
     (line,) = warnings
     assert str(directory) in line and cause in line, line
-    assert "NORCE_TOKEN_CACHE_DIR" in line and "token_cache" in line, line  # what to do
+    assert "NORCE_TOKEN_CACHE_DIR" in line and "auth_cache" in line, line  # what to do
 
 
 def assert_store_is_whole(directory: Path) -> None:

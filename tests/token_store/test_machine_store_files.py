@@ -289,7 +289,7 @@ def test_store_for_chooses_by_kind(monkeypatch, tmp_path):
     machine = store_for("machine")
     assert isinstance(machine, FileTokenStore) and machine.directory == tmp_path / "machine"
     assert store_for("machine") is machine  # one per process and configuration
-    with pytest.raises(ValueError, match="unknown token_cache 'memcached'"):
+    with pytest.raises(ValueError, match="unknown auth_cache 'memcached'"):
         store_for("memcached")
     with pytest.raises(ValueError, match="needs the connection's configuration"):
         store_for("redis")

@@ -275,7 +275,7 @@ def test_a_warm_process_makes_no_redis_call(norce_simulator, redis_db, monkeypat
     from airflow_provider_norce.hooks.norce import NorceHook
 
     monkeypatch.setenv("AIRFLOW_CONN_REDIS_TOKENS", redis_db.url)
-    norce_conn(monkeypatch, norce_simulator.sim, token_cache="redis", token_cache_conn_id="redis_tokens")
+    norce_conn(monkeypatch, norce_simulator.sim, auth_cache="redis", auth_cache_conn_id="redis_tokens")
     cold = NorceHook("norce_default")
     token = cold.get_access_token()
     assert type(cold.shared_store).__name__ == "FallbackTokenStore"
@@ -300,13 +300,11 @@ def test_an_unknown_redis_connection_names_both_connections_and_the_field(
 ):
     from airflow_provider_norce.hooks.norce import NorceHook
 
-    norce_conn(monkeypatch, norce_simulator.sim, token_cache="redis", token_cache_conn_id="no_such_redis")
+    norce_conn(monkeypatch, norce_simulator.sim, auth_cache="redis", auth_cache_conn_id="no_such_redis")
     with pytest.raises(NorceConnectionConfigError) as info:
         NorceHook("norce_default").get_access_token()
     message = str(info.value)
-    assert (
-        "'norce_default'" in message and "'token_cache_conn_id'" in message and "'no_such_redis'" in message
-    )
+    assert "'norce_default'" in message and "'auth_cache_conn_id'" in message and "'no_such_redis'" in message
     assert norce_simulator.sim.client_secret not in message
     assert norce_simulator.counters()["token_requests"] == 0
 
@@ -315,10 +313,10 @@ def test_redis_cluster_mode_is_refused_naming_the_connection(norce_simulator, mo
     from airflow_provider_norce.hooks.norce import NorceHook
 
     monkeypatch.setenv("AIRFLOW_CONN_REDIS_CLUSTER", "redis://127.0.0.1:7000/0?cluster=true")
-    norce_conn(monkeypatch, norce_simulator.sim, token_cache="redis", token_cache_conn_id="redis_cluster")
+    norce_conn(monkeypatch, norce_simulator.sim, auth_cache="redis", auth_cache_conn_id="redis_cluster")
     with pytest.raises(NorceConnectionConfigError, match="cluster mode") as info:
         NorceHook("norce_default").get_access_token()
-    assert "'redis_cluster'" in str(info.value) and "'token_cache_conn_id'" in str(info.value)
+    assert "'redis_cluster'" in str(info.value) and "'auth_cache_conn_id'" in str(info.value)
 
 
 def test_redis_default_is_the_default_connection(norce_simulator, redis_db, monkeypatch, machine_dir):
@@ -342,11 +340,11 @@ def test_a_bad_token_cache_conn_id_names_the_connection_and_the_field(value, wor
     from airflow_provider_norce.connection import NorceConnectionConfig
 
     conn = Connection(conn_id="norce_x", conn_type="norce", host="acme", login="c", password=SECRET,
-                      extra=json.dumps({"token_cache": "redis", "token_cache_conn_id": value}))  # fmt: skip
+                      extra=json.dumps({"auth_cache": "redis", "auth_cache_conn_id": value}))  # fmt: skip
     with pytest.raises(NorceConnectionConfigError) as info:
         NorceConnectionConfig.from_connection(conn, "norce_x")
     message = str(info.value)
-    assert "'norce_x'" in message and "'token_cache_conn_id'" in message and words in message
+    assert "'norce_x'" in message and "'auth_cache_conn_id'" in message and words in message
     assert SECRET not in message
 
 
@@ -372,7 +370,7 @@ def test_the_redis_connection_is_looked_up_once_per_process_and_secret(
     from airflow_provider_norce.tokens.store import store_for
 
     monkeypatch.setenv("AIRFLOW_CONN_REDIS_TOKENS", redis_db.url)
-    norce_conn(monkeypatch, norce_simulator.sim, token_cache="redis", token_cache_conn_id="redis_tokens")
+    norce_conn(monkeypatch, norce_simulator.sim, auth_cache="redis", auth_cache_conn_id="redis_tokens")
     from airflow_provider_norce.hooks.norce import NorceHook
 
     config = NorceHook("norce_default").config

@@ -91,7 +91,7 @@ def test_region_and_metadata_service():
 
 
 def test_overrides_and_full_url_host():
-    c = cfg(host="https://custom.example.com/", scope="prod", token_url="https://id.example.com/t")
+    c = cfg(host="https://custom.example.com/", scope="prod", auth_url="https://id.example.com/t")
     assert c.base_url == "https://custom.example.com"
     assert c.token_url == "https://id.example.com/t"
     assert c.scope == "prod"
@@ -136,15 +136,17 @@ def test_secret_not_in_repr():
         ({"platform": "shopify"}, "platform", "commerce, storm"),
         ({"host": "http://acme.api-se.norce.tech"}, "host", "https"),
         ({"base_url": "http://10.0.0.5"}, "base_url", "https"),
-        ({"token_url": "http://example.com/t"}, "token_url", "https"),
+        ({"auth_url": "http://example.com/t"}, "auth_url", "https"),
+        ({"token_url": "http://example.com/t"}, "token_url", "https"),  # a former name: named as given
         ({"host": ""}, "host", "client name"),
         ({"host": "acme corp"}, "host", "neither a client name"),
         ({"host": "https://user:pw@acme.example.com"}, "host", "credentials"),
         ({"timeout": "soon"}, "timeout", "not a number"),
         ({"timeout": "0"}, "timeout", "greater than 0"),
         ({"max_attempts": "0"}, "max_attempts", "greater than 0"),
+        ({"auth_cache": "memcached"}, "auth_cache", "process, machine, redis"),
         ({"token_cache": "memcached"}, "token_cache", "process, machine, redis"),
-        ({"token_cache_conn_id": "redis tokens"}, "token_cache_conn_id", "not an Airflow connection id"),
+        ({"auth_cache_conn_id": "redis tokens"}, "auth_cache_conn_id", "not an Airflow connection id"),
         ({"token_cache_conn_id": 6379}, "token_cache_conn_id", "not a number"),
         ({"region": "se west"}, "region", "region"),
     ],
@@ -175,4 +177,4 @@ def test_a_registered_token_store_kind_is_a_valid_token_cache():
     from airflow_provider_norce.tokens.store import register_token_store
 
     register_token_store("unit-cluster", lambda: None)
-    assert cfg(token_cache="unit-cluster").token_cache == "unit-cluster"
+    assert cfg(auth_cache="unit-cluster").token_cache == "unit-cluster"

@@ -68,15 +68,21 @@ def test_legacy_behaviour_matches_declarative():
 
 
 def test_legacy_widgets_match_declarative():
-    pytest.importorskip("wtforms")
-    pytest.importorskip("flask_appbuilder")
+    pytest.importorskip("wtforms", reason="Airflow 3.0/3.1 build the legacy form only with wtforms installed")
+    pytest.importorskip(
+        "flask_appbuilder", reason="the legacy form needs flask-appbuilder (the FAB provider)"
+    )
     from airflow_provider_norce.hooks.norce import NorceHook
 
     widgets = NorceHook.get_connection_form_widgets()
     assert set(widgets) == set(CONN_FIELDS)
     for name, field in widgets.items():
+        schema = CONN_FIELDS[name]["schema"]
         assert str(field.args[0]) == CONN_FIELDS[name]["label"]
         assert field.kwargs["description"] == CONN_FIELDS[name]["description"]
+        assert field.kwargs["default"] == schema.get("default"), name
+        numeric = schema["type"][0] in ("number", "integer")
+        assert field.field_class.__name__ == ("IntegerField" if numeric else "StringField"), name
 
 
 #: A usable value of every form field that differs from what an empty field means.
@@ -86,13 +92,13 @@ USABLE = {
     "application_id": "43",
     "platform": "storm",
     "scope": "custom-scope",
-    "token_url": "https://identity.example.com/connect/token",
+    "auth_url": "https://identity.example.com/connect/token",
     "base_url": "https://api.example.com",
     "timeout": "7",
     "max_attempts": "2",
     "max_retry_wait": "9",
-    "token_cache": "process",
-    "token_cache_conn_id": "redis_tokens",
+    "auth_cache": "process",
+    "auth_cache_conn_id": "redis_tokens",
     "verify": "false",
 }
 #: An unusable value of every form field the parser can refuse (a scope is any text Norce accepts).
@@ -101,18 +107,18 @@ UNUSABLE = {
     "region": "no such region",
     "application_id": "abc",
     "platform": "nope",
-    "token_url": "ftp://identity.example.com/token",
+    "auth_url": "ftp://identity.example.com/token",
     "base_url": "ftp://api.example.com",
     "timeout": "-1",
     "max_attempts": "0",
     "max_retry_wait": "-1",
-    "token_cache": "memcached",
-    "token_cache_conn_id": "two words",
+    "auth_cache": "memcached",
+    "auth_cache_conn_id": "two words",
     "verify": "maybe",
 }
 
 
-def _config(**extra: str) -> NorceConnectionConfig:
+def _config(**extra: object) -> NorceConnectionConfig:
     from airflow.models.connection import Connection
 
     conn = Connection(
@@ -144,3 +150,19 @@ def test_an_unusable_form_field_is_refused_by_name(name):
     with pytest.raises(NorceConnectionConfigError) as err:
         _config(**{name: UNUSABLE[name]})
     assert (err.value.conn_id, err.value.field) == ("norce_form", name)
+
+
+def test_the_defaults_the_form_shows_are_the_parsers_defaults():
+    """Saving the form untouched gives the connection the parser would build from no extras at all."""
+    shown = {
+        name: spec["schema"]["default"] for name, spec in CONN_FIELDS.items() if "default" in spec["schema"]
+    }
+    assert set(shown) >= {
+        "environment",
+        "platform",
+        "auth_cache",
+        "timeout",
+        "max_attempts",
+        "max_retry_wait",
+    }
+    assert _config(**shown) == _config()
