@@ -22,6 +22,8 @@ from airflow_provider_norce.storage import fs_and_path, is_remote
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
+    from airflow_provider_norce.progress import Progress
+
 #: Bytes read from an items file at a time.
 CHUNK_BYTES = 1 << 16
 #: One item may not exceed this many characters (a malformed file must not be read whole into memory).
@@ -130,6 +132,27 @@ class FileItems:
                         "not a JSON object"
                     )
                 yield line, item
+
+
+class CountedItems:
+    """``source`` whose items, read once, are counted by ``progress`` (the validation pass's progress lines).
+
+    Only for the pass that reads the items first: the posting pass counts batches, not items read.
+    It keeps ``numbered()`` when the source has it, so errors still name a file's line.
+    """
+
+    def __init__(self, source: ItemSource, progress: Progress) -> None:
+        self.source = source
+        self.name = source.name
+        self.progress = progress
+
+    def __iter__(self) -> Iterator[dict[str, Any]]:
+        return self.progress.counted(iter(self.source))
+
+    def numbered(self) -> Iterator[tuple[int | None, dict[str, Any]]]:
+        numbered = getattr(self.source, "numbered", None)
+        lines = numbered() if callable(numbered) else ((None, item) for item in self.source)
+        return self.progress.counted(lines)
 
 
 def _with_task(lines: Iterator[tuple[int | None, Any]], task_id: str) -> Iterator[tuple[int | None, Any]]:

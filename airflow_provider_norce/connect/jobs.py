@@ -37,10 +37,11 @@ from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError, exce
 from airflow_provider_norce.flows import drive
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterable
+    from collections.abc import Callable, Iterable, Sequence
 
     from airflow_provider_norce.connect.job_wait import Step
     from airflow_provider_norce.hooks.norce import NorceHook
+    from airflow_provider_norce.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -380,16 +381,27 @@ def fetch_job_log(hook: NorceHook, job_id: str) -> JobLog:
     )
 
 
-def sync_steps(hook: NorceHook, sleep: Callable[[float], None] = time.sleep) -> Callable[[Step], Any]:
+def sync_steps(
+    hook: NorceHook, sleep: Callable[[float], None] = time.sleep, progress: Progress | None = None
+) -> Callable[[Step], Any]:
     """The sync driver's ``do(step)`` for :mod:`~airflow_provider_norce.connect.job_wait` flows: the hook
-    reads, ``sleep`` waits. Nothing but I/O: every decision is the flow's."""
+    reads, ``sleep`` waits. Nothing but I/O: every decision is the flow's.
+
+    Before each sleep it logs the flow's line, or, given a ``progress`` reporter whose total is the number
+    of jobs, tells it how many jobs finished: then the reporter's cadence decides when a line comes (not
+    every poll), and its lines say which jobs are still waited for."""
 
     def do(step: Step) -> Any:
         if isinstance(step, GetJob):
             return fetch_job_state(hook, step.job_id)
         if isinstance(step, GetLog):
             return fetch_job_log(hook, step.job_id)
-        log.info(step.message)
+        if progress is None:
+            log.info(step.message)
+        else:
+            running = _jobs_named(step.pending)
+            progress.status = f"{running} still running in Norce, checked every {step.seconds:.1f} s"
+            progress.add(max(0, (progress.total or 0) - len(step.pending) - progress.count))
         sleep(step.seconds)
         return None
 
@@ -411,8 +423,12 @@ def wait_for_jobs(
     timeout: float | None = None,
     sleep: Callable[[float], None] = time.sleep,
     clock: Callable[[], float] = time.monotonic,
+    progress: Progress | None = None,
 ) -> dict[str, dict[str, Any]]:
     """Poll until every job is finished; their summaries, in the order given.
+
+    ``progress`` (total: the number of jobs) counts the jobs finished and keeps the log's cadence (see
+    :func:`sync_steps`); without it, each round logs which jobs still run.
 
     The wait is :func:`~airflow_provider_norce.connect.job_wait.wait_flow` (the trigger's too), driven by
     the hook, ``sleep`` and a deadline ``timeout`` seconds from now on ``clock``. Finished jobs are not
@@ -420,7 +436,9 @@ def wait_for_jobs(
     in Norce, and a retried task waits for the same ids instead of re-posting.
     """
     flow = wait_flow(job_ids, poll_interval=poll_interval, deadline=deadline_after(timeout, clock), now=clock)
-    outcome = drive(flow, sync_steps(hook, sleep))
+    if progress is not None:
+        progress.status = f"asking Norce Connect for the state of {_jobs_named(job_ids)}"
+    outcome = drive(flow, sync_steps(hook, sleep, progress))
     if isinstance(outcome, Done):
         return outcome.jobs
     pending = outcome.pending
@@ -430,6 +448,12 @@ def wait_for_jobs(
         job_id=pending[0],
         status_id=outcome.jobs[pending[0]].get("status_id"),
     )
+
+
+def _jobs_named(job_ids: Sequence[str]) -> str:
+    """``job(s) 11, 12, 13, 14, 15 and 3 more``: at most five ids in a progress line."""
+    more = f" and {len(job_ids) - 5} more" if len(job_ids) > 5 else ""
+    return f"job(s) {', '.join(job_ids[:5])}{more}"
 
 
 def defer_timeout(timeout: float | None, poll_interval: float) -> timedelta | None:

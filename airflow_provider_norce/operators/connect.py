@@ -22,13 +22,20 @@ module decides.
 
 from __future__ import annotations
 
+import time
 from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator, conf
 
 # Both are standard library only: cheap at DAG parse time.
-from airflow_provider_norce.arguments import as_bool, conn_id, finite_seconds, positive_int
-from airflow_provider_norce.connect.items import FileItems, ListItems, encoded_batches
+from airflow_provider_norce.arguments import (
+    as_bool,
+    conn_id,
+    finite_seconds,
+    non_negative_float,
+    positive_int,
+)
+from airflow_provider_norce.connect.items import CountedItems, FileItems, ListItems, encoded_batches
 from airflow_provider_norce.connect.ledger import (
     IN_FLIGHT,
     NOT_POSTED,
@@ -39,6 +46,7 @@ from airflow_provider_norce.connect.ledger import (
 )
 from airflow_provider_norce.connect.prefetch import OneAhead
 from airflow_provider_norce.exceptions import NorceAPIError, NorceJobError
+from airflow_provider_norce.progress import Progress, number
 
 if TYPE_CHECKING:
     from collections.abc import Sequence
@@ -51,6 +59,8 @@ if TYPE_CHECKING:
     from airflow_provider_norce.hooks.norce import NorceHook
 
 HEADER_NAME = "X-StormConnect-Header"
+#: Job ids the summary line names at most (an import of 1,000 batches has 1,000 jobs).
+SHOWN_JOB_IDS = 10
 
 
 class NorceConnectImportOperator(BaseOperator):
@@ -84,6 +94,11 @@ class NorceConnectImportOperator(BaseOperator):
     :param deferrable: wait in the triggerer (:class:`~airflow_provider_norce.triggers.norce.NorceJobTrigger`)
         instead of a worker slot.
     :param norce_conn_id: the Airflow connection (type ``norce``).
+    :param progress_interval: seconds between two progress lines in the task log at least, in each phase:
+        items read and checked, items and batches posted (with an ETA: the total is known once the items
+        were checked), Connect jobs finished while waiting. A line comes while a POST or a 429 is waited
+        for too. ``0`` logs every batch (and every 1,000 items checked). The run ends with one
+        ``Imported ...`` summary line (:mod:`airflow_provider_norce.progress`).
 
     Returns (XCom) the list of job ids, one per batch, as strings. When it waited for the jobs it also
     pushes the XCom key ``summary``: ``{"jobs": {job_id: summary}, "succeeded": n, "validation_failed": n,
@@ -123,6 +138,7 @@ class NorceConnectImportOperator(BaseOperator):
         timeout: float | None = None,
         deferrable: bool = conf.getboolean("operators", "default_deferrable", fallback=False),
         norce_conn_id: str = "norce_default",
+        progress_interval: float = 10.0,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -150,6 +166,7 @@ class NorceConnectImportOperator(BaseOperator):
         self.timeout = timeout
         self.deferrable = deferrable
         self.norce_conn_id = norce_conn_id
+        self.progress_interval = progress_interval
 
     # -- execution ---------------------------------------------------------------------------------
 
@@ -167,9 +184,11 @@ class NorceConnectImportOperator(BaseOperator):
         as_bool(self.skip_invalid_items, "skip_invalid_items", self.task_id)
         poll_interval = finite_seconds(self.poll_interval, "poll_interval", self.task_id)
         timeout = None if self.timeout is None else finite_seconds(self.timeout, "timeout", self.task_id)
+        interval = non_negative_float(self.progress_interval, "progress_interval", self.task_id)
         self.norce_conn_id = conn_id(self.norce_conn_id, self.task_id)
+        started, started_at = time.monotonic(), time.time()
         # reads (and validates) the whole input once, before anything is posted
-        header, full_file, source, total = self._prepare(method)
+        header, full_file, source, total = self._prepare(method, interval)
         if full_file and total == 0:
             raise NorceJobError(
                 f"Task {self.task_id!r}: a FullFile import of no items would deactivate every "
@@ -184,11 +203,13 @@ class NorceConnectImportOperator(BaseOperator):
             )
         hook = NorceHook(self.norce_conn_id)
         ledger = ledger_for(context)
-        answers = self._post_batches(hook, method, header, source, batch_size, total, ledger)
+        answers = self._post_batches(hook, method, header, source, batch_size, total, ledger, interval)
         job_ids = [a.job_id for a in answers]
         self._check_validation(answers)
         if not job_ids or not wait:
             ledger.clear(len(job_ids))
+            self._posted_job_ids = job_ids  # for OpenLineage's on-complete call (lineage.py)
+            self._log_summary(method, total, job_ids, time.monotonic() - started, waited=False)
             return job_ids
         if self.deferrable:
             from airflow_provider_norce.triggers.norce import NorceJobTrigger
@@ -201,15 +222,34 @@ class NorceConnectImportOperator(BaseOperator):
                     timeout=timeout,
                 ),
                 method_name="execute_complete",
-                kwargs={"job_ids": job_ids},
+                # the summary line is logged on resumption, by another process: wall-clock start
+                kwargs={"job_ids": job_ids, "items": total, "started_at": started_at},
                 # Airflow's own deadline only backs up the trigger's, whose event says more.
                 timeout=defer_timeout(timeout, poll_interval),
             )
-        jobs = wait_for_jobs(hook, job_ids, poll_interval=poll_interval, timeout=timeout)
-        return self._finish(context, jobs, job_ids, ledger)
+        with Progress(
+            "Import progress, waiting for jobs",
+            "jobs finished",
+            interval=interval,
+            sink=self.log.info,
+            total=len(job_ids),
+            show_rate=False,
+        ) as progress:
+            hook.retry_listener = progress.on_retry
+            jobs = wait_for_jobs(
+                hook, job_ids, poll_interval=poll_interval, timeout=timeout, progress=progress
+            )
+        finished = self._finish(context, jobs, job_ids, ledger)
+        self._log_summary(method, total, job_ids, time.monotonic() - started, waited=True)
+        return finished
 
     def execute_complete(
-        self, context: Context, event: dict[str, Any] | None = None, job_ids: list[str] | None = None
+        self,
+        context: Context,
+        event: dict[str, Any] | None = None,
+        job_ids: list[str] | None = None,
+        items: int | None = None,
+        started_at: float | None = None,
     ) -> list[str]:
         """Resume after :class:`NorceJobTrigger`: fail with the jobs' error lines, or return the job ids."""
         if not isinstance(event, dict):
@@ -223,7 +263,33 @@ class NorceConnectImportOperator(BaseOperator):
                 "job ids; nothing is posted again."
             )
         self.log.info("Norce Connect: %s", event.get("message"))
-        return self._finish(context, jobs, job_ids, ledger_for(context))
+        finished = self._finish(context, jobs, job_ids, ledger_for(context))
+        # no summary when resumed from a deferral made by an older release (no items or start in its kwargs)
+        if items is not None and started_at is not None:
+            from airflow_provider_norce.connect.jobs import known_import_method
+
+            method = known_import_method(self.import_method)
+            self._log_summary(method, items, job_ids, time.time() - started_at, waited=True)
+        return finished
+
+    def _log_summary(
+        self, method: str, items: int, job_ids: list[str], seconds: float, *, waited: bool
+    ) -> None:
+        """The run's one summary line, its prefix ``Imported <items> items in <batches> batches`` stable to
+        grep (digits without separators); at most :data:`SHOWN_JOB_IDS` job ids, then how many more."""
+        shown = ", ".join(job_ids[:SHOWN_JOB_IDS])
+        if len(job_ids) > SHOWN_JOB_IDS:
+            shown += f" and {number(len(job_ids) - SHOWN_JOB_IDS)} more"
+        self.log.info(
+            "Imported %d items in %d batches to %s in %.1f s (%.0f items/s); job ids: %s; %s",
+            items,
+            len(job_ids),
+            method,
+            seconds,
+            items / seconds if seconds > 0 else 0.0,
+            shown or "none",
+            "every job finished" if waited else "the jobs were not waited for",
+        )
 
     def _finish(
         self, context: Context, jobs: dict[str, dict[str, Any]], job_ids: list[str], ledger: Ledger
@@ -253,12 +319,14 @@ class NorceConnectImportOperator(BaseOperator):
         ti = context.get("ti")  # always there in a task run; absent when execute() is called by hand
         if ti is not None:
             ti.xcom_push(key="summary", value=summary)
+        # for OpenLineage's on-complete call, made in this process or a fork of it (lineage.py)
+        self._posted_job_ids, self._jobs_summary = job_ids, summary
         ledger.clear(len(job_ids))
         return job_ids
 
     # -- posting -----------------------------------------------------------------------------------
 
-    def _prepare(self, method: str) -> tuple[str, bool, ItemSource, int]:
+    def _prepare(self, method: str, interval: float) -> tuple[str, bool, ItemSource, int]:
         """Check the header, read every item once (validate, count what the masks govern), then complete
         the header's masks: the header to send, FullFile, the items to post and how many there are."""
         # Imported here, not at module level: operator modules are imported on every DAG parse.
@@ -282,7 +350,17 @@ class NorceConnectImportOperator(BaseOperator):
             for m in contract.masks
             if m.header_field in parsed.values
         }
-        scan = ItemChecker(contract, RuleContext(parsed.full_file, given)).scan(source)
+        with Progress(
+            "Import progress, checking items",
+            "items",
+            interval=interval,
+            sink=self.log.info,
+            total=source.count() if isinstance(source, ListItems) else None,  # a file is not read twice
+            waiting_for=f"{source.name} to be read",
+        ) as progress:
+            scan = ItemChecker(contract, RuleContext(parsed.full_file, given)).scan(
+                CountedItems(source, progress)
+            )
         for warning in scan.warnings():
             self.log.warning("Norce Connect %s: %s", method, warning)
         if scan.invalid:
@@ -329,6 +407,7 @@ class NorceConnectImportOperator(BaseOperator):
         batch_size: int,
         total: int,
         ledger: Ledger,
+        interval: float,
     ) -> list[ImportAnswer]:
         url = hook.service_url("connect") + method
         batches = -(-total // batch_size)
@@ -338,17 +417,31 @@ class NorceConnectImportOperator(BaseOperator):
         if any(entry is not None and entry.get(UNCERTAIN) for entry in recorded):
             self._refuse_unsettled(source, batch_size, batches, method, recorded, ledger)
         answers: list[ImportAnswer] = []
+        progress = Progress(
+            "Import progress, posting",
+            "items",
+            interval=interval,
+            sink=self.log.info,
+            total=total,
+            waiting_for=f"Norce Connect to answer the POST of a batch of {method}",
+        )
+        progress.counter("batches", 0, batches)
+        hook.retry_listener = progress.on_retry
         # The next batch is read and encoded on a worker thread while this one is posted; the POSTs, the
         # ledger and the logs stay here, in order (see connect/prefetch.py).
-        with OneAhead(
-            lambda checked: encoded_batches(checked(iter(source)), batch_size),
-            name=f"norce-import-reader-{self.task_id}",
-        ) as encoded:
+        with (
+            progress,
+            OneAhead(
+                lambda checked: encoded_batches(checked(iter(source)), batch_size),
+                name=f"norce-import-reader-{self.task_id}",
+            ) as encoded,
+        ):
             for index, (count, body, digest) in enumerate(encoded):
                 where = _where(index, count, batch_size, batches, method)
                 entry = recorded[index] if index < batches else recorded_entry(ledger.get(index))
                 answer = self._post_once(hook, url, header, body, where, index, digest, entry, ledger)
                 answers.append(answer)
+                progress.add(count, batches=1)
         return answers
 
     def _refuse_unsettled(
@@ -534,6 +627,19 @@ class NorceConnectImportOperator(BaseOperator):
             "allow_validation_failures=True to accept this.",
             job_id=failing[0].job_id,
         )
+
+    def get_openlineage_facets_on_start(self) -> Any:
+        """OpenLineage (when its provider is installed): the item file read, if any, and the Norce import
+        method written (:mod:`airflow_provider_norce.lineage`)."""
+        from airflow_provider_norce.lineage import import_lineage
+
+        return import_lineage(self)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        """As on start, with the Connect job ids and the rows Norce wrote, from this try's XComs."""
+        from airflow_provider_norce.lineage import import_lineage
+
+        return import_lineage(self, task_instance)
 
 
 def _where(index: int, count: int, batch_size: int, batches: int, method: str) -> str:

@@ -37,6 +37,7 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
 
     from airflow_provider_norce.hooks.norce import NorceHook
+    from airflow_provider_norce.progress import Progress
 
 log = logging.getLogger(__name__)
 
@@ -65,6 +66,10 @@ class SlicedExport:
         naming its staging folder and checked against a stored plan.
     :param where: who is exporting, for errors (``Task 'export_orders'``).
     :param logger: where the plan, the resumption and the rate-limit steps are logged (the task's log).
+    :param progress: the task's progress reporter (:class:`~airflow_provider_norce.progress.Progress`),
+        counting rows: told every page read, the slices finished of the plan, and the plan's estimate of
+        the rows (an estimate from the first page's density, as Norce publishes no ``$count``). It keeps
+        its own cadence; ``None`` reports nothing.
     """
 
     def __init__(
@@ -82,8 +87,7 @@ class SlicedExport:
         slice_rows: int,
         digest: str,
         where: str,
-        progress: Callable[[int, int, int, int, float], None] | None = None,
-        progress_interval: float = 10.0,
+        progress: Progress | None = None,
         clock: Callable[[], float] = time.monotonic,
         logger: Any = None,
     ) -> None:
@@ -103,7 +107,6 @@ class SlicedExport:
         self.digest = digest
         self.where = where
         self.progress = progress
-        self.progress_interval = progress_interval
         self.clock = clock
         self.limit = AimdLimit(concurrency, clock=clock, logger=self.log)
         self.staging = Staging(destination, digest)
@@ -120,7 +123,7 @@ class SlicedExport:
         the staging folder when the export fails, so a final failure leaves nothing behind.
         """
         previous = self.hook.retry_listener
-        self.hook.retry_listener = self.limit.on_retry
+        self.hook.retry_listener = _both(previous, self.limit.on_retry)
         try:
             with atomic_output(self.destination) as stream:
                 result = self._run(stream)
@@ -154,7 +157,9 @@ class SlicedExport:
                 plan.count,
             )
         todo = [key_range for key_range in plan.ranges() if key_range.index not in done]
-        self._read(todo, plan.count, len(done))
+        if self.progress is not None:
+            self.progress.counter("slices", len(done), plan.count)
+        self._read(todo)
         rows = self._join(plan.count, stream)
         return SlicedResult(rows, self.pages, plan.count, len(done) if resumed else 0)
 
@@ -179,6 +184,8 @@ class SlicedExport:
         with self.limit.permit():
             last_rows, _ = self.hook.odata_page(self.endpoint, params=probe)
         last = checked_keys(last_rows, self.key, self.where)
+        if self.progress is not None and keys:
+            self.progress.expect(estimated_rows(keys, last[0] if last else keys[-1]), about=True)
         plan = plan_slices(
             self.digest, self.key, keys, last[0] if last else keys[-1], self.concurrency, self.slice_rows
         )
@@ -201,11 +208,9 @@ class SlicedExport:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _read(self, todo: list[KeyRange], total: int, done: int) -> None:
+    def _read(self, todo: list[KeyRange]) -> None:
         if not todo:
             return
-        started = last_log = self.clock()
-        finished = done
         with concurrent.futures.ThreadPoolExecutor(
             max_workers=min(self.concurrency, len(todo)), thread_name_prefix="norce-slice"
         ) as pool:
@@ -213,18 +218,12 @@ class SlicedExport:
             pending = set(futures)
             try:
                 while pending:
+                    # woken each second too: a SIGTERM's handler runs in this thread between waits
                     complete, pending = concurrent.futures.wait(
-                        pending,
-                        timeout=max(0.05, self.progress_interval),
-                        return_when=concurrent.futures.FIRST_EXCEPTION,
+                        pending, timeout=1.0, return_when=concurrent.futures.FIRST_EXCEPTION
                     )
                     for future in complete:
                         future.result()  # the first failure stops every slice (below)
-                        finished += 1
-                    now = self.clock()
-                    if self.progress is not None and now - last_log >= self.progress_interval:
-                        last_log = now
-                        self.progress(finished, total, self.pages, self.rows_read, now - started)
             except BaseException:
                 self._stop.set()
                 for future in pending:
@@ -250,11 +249,15 @@ class SlicedExport:
                     del rows  # not kept alive while the next page is fetched
         except _Stopped:
             return
+        if self.progress is not None:
+            self.progress.add(slices=1)
 
     def _count(self, rows: list[dict[str, Any]]) -> None:
         with self._lock:
             self.pages += 1
             self.rows_read += len(rows)
+        if self.progress is not None:
+            self.progress.add(len(rows), pages=1)
 
     def _write_page(self, writer: Any, rows: list[dict[str, Any]]) -> None:
         if self.strip_key:
@@ -281,3 +284,28 @@ class SlicedExport:
                     writer.write_rows((json.loads(line),))
         writer.close()
         return writer.rows
+
+
+def estimated_rows(head_keys: list[int], last_key: int) -> int:
+    """About how many rows the export holds: the first page's rows per key over the keys up to the last.
+
+    The same density :func:`~airflow_provider_norce.query.slices.plan_slices` cuts by; only an estimate
+    (rows are not spread evenly over the keys), so progress says "about" and the file says exactly.
+    """
+    first, head_last = head_keys[0], head_keys[-1]
+    density = min(1.0, len(head_keys) / (head_last - first + 1))
+    return len(head_keys) + max(0, round((last_key - head_last) * density))
+
+
+def _both(
+    first: Callable[[BaseException, float], None] | None, second: Callable[[BaseException, float], None]
+) -> Callable[[BaseException, float], None]:
+    """One retry listener calling ``first`` (the caller's, e.g. its progress) and then ``second``."""
+    if first is None:
+        return second
+
+    def listener(error: BaseException, wait: float) -> None:
+        first(error, wait)
+        second(error, wait)
+
+    return listener
