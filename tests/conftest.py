@@ -39,20 +39,9 @@ def airflow_db() -> None:
 def dags_folder(airflow_db: None) -> str:
     """The dags folder of the test AIRFLOW_HOME: Airflow 3.3's ``dag.test()`` only runs DAGs found there."""
     from airflow.configuration import conf
+    from norce_airflow_testlib import share_the_execution_api
 
-    _share_the_execution_api()
+    share_the_execution_api()
     folder = conf.get("core", "dags_folder")
     os.makedirs(folder, exist_ok=True)
     return folder
-
-
-def _share_the_execution_api() -> None:
-    """Airflow 3.0's ``dag.test()`` builds its in-process execution API app anew for every task (about 6 s
-    each); 3.1+ builds it once per process (``functools.lru_cache``). Do as 3.1+ does, so a test of a
-    two-task DAG does not spend most of its time starting Airflow's API."""
-    import functools
-
-    from airflow.sdk.execution_time import supervisor
-
-    if not hasattr(supervisor.in_process_api_server, "cache_info"):
-        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(supervisor.in_process_api_server)

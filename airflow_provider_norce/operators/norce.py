@@ -154,6 +154,13 @@ class NorceOperator(BaseOperator):
             return self.response_filter(result, **_kwargs_for(self.response_filter, result, context))
         return result
 
+    def get_openlineage_facets_on_start(self) -> Any:
+        """OpenLineage (when its provider is installed): the Norce dataset this call reads (``GET``) or
+        writes (:mod:`airflow_provider_norce.lineage`); the same on complete."""
+        from airflow_provider_norce.lineage import call_lineage
+
+        return call_lineage(self)
+
 
 def _kwargs_for(func: Callable[..., Any], result: Any, context: Context) -> dict[str, Any]:
     """The context entries ``func`` asks for by name, as ``HttpOperator`` passes them."""

@@ -139,17 +139,6 @@ class _Planted:
         return f"_Planted({self.text})"
 
 
-def _share_the_execution_api() -> None:
-    """Airflow 3.0's ``dag.test()`` builds its in-process execution API app anew for every task (seconds each);
-    3.1+ builds it once per process (``functools.lru_cache``). Do as 3.1+ does, to keep the audit fast."""
-    import functools
-
-    from airflow.sdk.execution_time import supervisor
-
-    if not hasattr(supervisor.in_process_api_server, "cache_info"):
-        supervisor.in_process_api_server = functools.lru_cache(maxsize=1)(supervisor.in_process_api_server)
-
-
 def _mask_caller() -> str:
     """``file:line function`` of the code that called ``mask_secret`` (the frame outside the masking calls)."""
     seen_mask = False
@@ -252,7 +241,9 @@ def main(plan_path: str, dump_path: str) -> None:
     sim_url = plan["sim_url"]
     recorder = Recorder()
     recorder.install()
-    _share_the_execution_api()
+    from norce_airflow_testlib import share_the_execution_api
+
+    share_the_execution_api()
 
     echo = ThreadingHTTPServer(("127.0.0.1", 0), _Echo)
     echo.daemon_threads = True
