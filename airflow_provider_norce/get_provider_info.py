@@ -173,7 +173,13 @@ def get_provider_info() -> dict[str, Any]:
             {"integration-name": integration, "python-modules": ["airflow_provider_norce.sensors.norce"]}
         ],
         "triggers": [
-            {"integration-name": integration, "python-modules": ["airflow_provider_norce.triggers.norce"]}
+            {
+                "integration-name": integration,
+                "python-modules": [
+                    "airflow_provider_norce.triggers.norce",
+                    "airflow_provider_norce.triggers.orders",
+                ],
+            }
         ],
         "connection-types": [
             {

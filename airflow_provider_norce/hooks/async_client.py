@@ -19,14 +19,15 @@ It only reads (``GET``): everything a trigger does must be safe to repeat.
 
 from __future__ import annotations
 
-import asyncio
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow_provider_norce.connect.jobs import JOB_GET, JOB_GET_LOG, JobLog, JobState
 from airflow_provider_norce.exceptions import NorceAPIError
 from airflow_provider_norce.flows import drive_async
 from airflow_provider_norce.retries.answers import final, transport_error
 from airflow_provider_norce.retries.attempt import Answer, Call, Renew, Result, Send, Step, attempt
+
+T = TypeVar("T")
 
 if TYPE_CHECKING:
     import ssl
@@ -135,8 +136,8 @@ class NorceAsyncClient:
                         call.method, call.shown, type(err).__name__, never_sent=never_sent
                     ) from None
             if isinstance(step, Renew):  # drop it here and in the shared store, in a thread (file locks)
-                await asyncio.to_thread(self.hook.invalidate_token, step.refused)
-            return await asyncio.to_thread(self.hook.get_access_token)
+                await in_thread(self.hook.invalidate_token, step.refused)
+            return await in_thread(self.hook.get_access_token)
 
         async def one_attempt() -> Result:
             return await drive_async(attempt(call), do)
@@ -198,3 +199,19 @@ def _ssl_verify(verify: bool | str, environ: Mapping[str, str] | None = None) ->
     if os.path.isdir(verify):
         return ssl.create_default_context(capath=verify)
     return ssl.create_default_context(cafile=verify)
+
+
+async def in_thread(function: Callable[..., T], *args: Any) -> T:
+    """Run blocking ``function`` in a thread, as Airflow's own async code does (``asgiref``'s
+    ``sync_to_async``), never with ``asyncio.to_thread``.
+
+    Why: a fetched token is masked (``mask_secret``), and in the triggerer masking is a message to the
+    triggerer's supervisor. From a plain thread, Airflow 3.0's comms answer that with an event loop of the
+    thread's own, next to the triggerer's loop reading the same pipe: answers get read by the wrong caller
+    and the trigger runner dies with "Response read out of order!", taking every trigger of the triggerer
+    with it (seen under a real 3.0.6 triggerer). In a ``sync_to_async`` thread the message goes through the
+    triggerer's own loop and its lock.
+    """
+    from asgiref.sync import sync_to_async
+
+    return await sync_to_async(function, thread_sensitive=False)(*args)

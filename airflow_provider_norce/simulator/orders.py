@@ -27,6 +27,13 @@ is null). So an ``Id`` bound is answered exactly by arithmetic, and ``Updated``/
 candidate index range by bisection on the slot, which the Query service then scans with the full filter.
 :meth:`OrderSource.row_json` encodes a page row without building dicts.
 
+New orders (:meth:`OrderSource.append`): a test adds orders while a trigger watches, as shops do. They take the
+next Ids and a ``Created`` (= ``Updated``) the caller gives (the simulator passes its clock's now). The slots of
+the first ``count`` orders stay spread over ``[start, end)`` by the ORIGINAL count, so an append never moves an
+existing order's values; an appended order's slot is its ``Created``, and appended instants never go back
+(a given instant before the newest slot is refused; "now" before it is raised to it), so the slot stays
+non-decreasing with the index and every bisection above holds.
+
 Late updates (:meth:`OrderSource.set_updated`): Norce writes ``Updated`` late and out of order under load
 (third-party observation: ``query.json entity_sets[Orders/Orders].fields_seen_elsewhere[Updated].note`` and
 ``query.json incremental_sync.recommended_by_third_party``), so a test may set one order's ``Updated`` to any
@@ -127,6 +134,10 @@ class OrderSource:
         if not 0 <= count <= MAX_ORDERS:
             raise ValueError(f"orders must be between 0 and {MAX_ORDERS}")
         self.count = count
+        #: the orders whose slots are spread over [start, end); the rest were appended (:meth:`append`)
+        self.base_count = count
+        #: slot (= Created = Updated) of each appended order, non-decreasing
+        self._appended: list[int] = []
         self.start = int(parse_datetime(start))
         self.span = int(parse_datetime(end)) - self.start
         if self.span <= 0:
@@ -158,13 +169,47 @@ class OrderSource:
 
     # -- values ---------------------------------------------------------------------------------------------
     def slot_epoch(self, index: int) -> int:
-        """The order's slot as epoch seconds: spread evenly, non-decreasing with the index."""
-        return self.start + (index * self.span) // max(1, self.count)
+        """The order's slot as epoch seconds: spread evenly, non-decreasing with the index (an appended
+        order's slot is its ``Created``)."""
+        base = self.base_count
+        if index >= base:
+            return self._appended[index - base]
+        return self.start + (index * self.span) // max(1, base)
+
+    def append(self, count: int, created: int) -> range:
+        """Add ``count`` orders created at ``created`` (epoch seconds); the new Ids (``range``).
+
+        They get the next Ids, ``Created`` = ``Updated`` = ``created`` and the usual seeded values. Raises
+        ValueError when ``count`` is not 1 or more, the total would pass ``MAX_ORDERS``, or ``created``
+        lies before the newest order's slot (Ids and slots must both grow: see the module docs).
+        """
+        if isinstance(count, bool) or not isinstance(count, int) or count < 1:
+            raise ValueError(f"count must be a whole number of orders, 1 or more, got {count!r}")
+        if isinstance(created, bool) or not isinstance(created, int):
+            raise ValueError(f"created must be whole epoch seconds, got {created!r}")
+        with self._overrides_lock:
+            if self.count + count > MAX_ORDERS:
+                raise ValueError(f"the simulator holds at most {MAX_ORDERS} orders; add fewer")
+            newest = self.slot_epoch(self.count - 1) if self.count else created
+            if created < newest:
+                raise ValueError(
+                    f"created {created} lies before the newest order's Created/Updated ({newest}); "
+                    "new orders must not go back in time: pass a later instant or none (now)"
+                )
+            first = self.count + 1
+            self._appended.extend([created] * count)
+            self.count += count  # after the slots exist: a reader never sees an Id without its slot
+            self.version += 1
+        return range(first, first + count)
+
+    def newest_slot(self) -> int | None:
+        """The newest order's slot (epoch seconds), None without orders."""
+        return self.slot_epoch(self.count - 1) if self.count else None
 
     def has_updated(self, index: int) -> bool:
         """Whether order ``index`` has an ``Updated`` by the slot rule (cheap: no row is built; an
         overridden order has one whatever this says)."""
-        return (mix64(self._seed ^ index) >> 44) & 7 != 0
+        return index >= self.base_count or (mix64(self._seed ^ index) >> 44) & 7 != 0
 
     def set_updated(self, order_id: int, updated: int) -> None:
         """Give order ``order_id`` the ``Updated`` ``updated`` (epoch seconds); the last call wins.
@@ -187,7 +232,9 @@ class OrderSource:
         """``(hash, created, updated or None, application id)`` of order ``index``."""
         h = mix64(self._seed ^ index)
         slot = self.slot_epoch(index)
-        if (h >> 44) & 7 == 0:  # never updated: Updated is null, Created is the slot
+        if index >= self.base_count:  # appended: just created, Created = Updated = its slot
+            created, updated = slot, slot
+        elif (h >> 44) & 7 == 0:  # never updated: Updated is null, Created is the slot
             created, updated = slot, None
         else:
             created, updated = slot - (h & 0x3FFFF) % CREATED_SPREAD, slot

@@ -25,7 +25,9 @@ Routes (everything but ``/identity`` and ``/_sim/`` passes the API gate first):
   ``POST expire`` (every token issued so far expires now), ``GET tokens`` (``{"tokens": [...]}``: every token
   ever issued, for secrets audits), ``GET info``, ``GET|POST network`` (the simulated link's ``latency``,
   ``latency_jitter`` and ``bandwidth``, see :mod:`.network`), ``POST orders/update`` (``{"id", "updated"}``:
-  a late ``Updated`` for one order, see :meth:`NorceSimulator.update_order`).
+  a late ``Updated`` for one order, see :meth:`NorceSimulator.update_order`), ``POST orders/add``
+  (``{"count": n}`` or ``{"count": n, "created": "2026-12-01T10:00:00Z"}``: n new orders with the next Ids,
+  see :meth:`NorceSimulator.add_orders`).
 
 The simulated network (``latency``, ``latency_jitter``, ``bandwidth``; :mod:`.network`) delays every other
 answer in its own request thread and paces its bytes through one link-wide bucket.
@@ -446,6 +448,23 @@ class NorceSimulator:
         """
         self.orders.set_updated(order_id, updated_epoch(updated))
 
+    def add_orders(self, count: int, created: str | datetime | None = None) -> range:
+        """Add ``count`` new orders, as shops placing them while a watcher polls; their Ids (a ``range``).
+
+        They take the next Ids; ``Created`` and ``Updated`` are ``created`` (an ISO-8601 instant with a zone
+        or an aware datetime, whole seconds), by default the simulator clock's now (raised to the newest
+        order's ``Created`` if the clock lies before it). Existing orders keep every value. Every Query read
+        (filters, ``$orderby``, ``$top``, keyset pages, single entities) sees them at once. ValueError for a
+        ``count`` below 1, more than ``MAX_ORDERS`` in all, or a ``created`` before the newest order's.
+        """
+        if created is None:
+            now = int(self.time.wall())
+            newest = self.orders.newest_slot()
+            epoch = now if newest is None else max(now, newest)
+        else:
+            epoch = updated_epoch(created)
+        return self.orders.append(count, epoch)
+
     def reset_counters(self) -> None:
         """Zero the counters (tokens, jobs and data stay)."""
         self._counters.reset()
@@ -777,6 +796,14 @@ class NorceSimulator:
                     raise ValueError('send a JSON object {"id": ORDER_ID, "updated": "2026-11-20T10:00:00Z"}')
                 self.update_order(spec["id"], spec["updated"])
                 return json_reply(200, {"ok": True, "id": spec["id"], "updated": spec["updated"]})
+            if action == ("POST", "/_sim/orders/add"):
+                spec = json.loads(body or b"{}")
+                if not isinstance(spec, dict) or "count" not in spec or not set(spec) <= {"count", "created"}:
+                    raise ValueError(
+                        'send a JSON object {"count": N} or {"count": N, "created": "2026-12-01T10:00:00Z"}'
+                    )
+                ids = self.add_orders(spec["count"], spec.get("created"))
+                return json_reply(200, {"ok": True, "first_id": ids.start, "last_id": ids.stop - 1})
         except (TypeError, ValueError) as err:
             return json_reply(400, {"error": str(err)})
         return json_reply(404, {"error": f"no simulator control {method} {path}"})

@@ -85,7 +85,7 @@ class NorceJobTrigger(BaseTrigger):
     async def run(self) -> AsyncIterator[TriggerEvent]:
         jobs: dict[str, dict[str, Any]] = {}
         try:
-            config = await self._config()
+            config = await read_config(self.norce_conn_id)
             async with self._client(config) as client:
                 event = await self._wait(client, jobs)
         except asyncio.CancelledError:
@@ -98,32 +98,6 @@ class NorceJobTrigger(BaseTrigger):
                 f"{', '.join(self.job_ids)} failed: {type(err).__name__}: {err}",
             }
         yield TriggerEvent(event)
-
-    async def _config(self) -> NorceConnectionConfig:
-        """The connection, read asynchronously; its extras too (``extra_dejson`` may block on 3.3.2+)."""
-        from types import SimpleNamespace
-
-        from airflow.providers.common.compat.connection import get_async_connection
-
-        from airflow_provider_norce.connection import NorceConnectionConfig
-        from airflow_provider_norce.hooks.norce import NorceHook
-
-        conn = await get_async_connection(self.norce_conn_id, NorceHook)
-        try:
-            from airflow.providers.common.compat.connection import get_async_extra_dejson
-
-            extra = await get_async_extra_dejson(conn)
-        except ImportError:  # older compat providers: read it in a thread, where blocking is safe
-            extra = await asyncio.to_thread(lambda: conn.extra_dejson)
-        view = SimpleNamespace(
-            conn_id=self.norce_conn_id,
-            login=conn.login,
-            password=conn.password,
-            host=conn.host,
-            extra=conn.extra,  # the raw text, so extra that is not JSON is refused, not read as {}
-            extra_dejson=extra,
-        )
-        return NorceConnectionConfig.from_connection(view, self.norce_conn_id)
 
     def _client(self, config: NorceConnectionConfig) -> NorceAsyncClient:
         from airflow_provider_norce.hooks.async_client import NorceAsyncClient
@@ -191,3 +165,34 @@ def job_event(outcome: Done | TimedOut, timeout: float | None) -> dict[str, Any]
             + ", ".join(f"{j} ({jobs[j]['status']})" for j in bad),
         }
     return {"status": "success", "jobs": jobs, "message": f"{len(jobs)} Norce Connect job(s) succeeded"}
+
+
+async def read_config(norce_conn_id: str) -> NorceConnectionConfig:
+    """A trigger's connection, read asynchronously; its extras too (``extra_dejson`` may block on 3.3.2+).
+
+    Every Norce trigger starts here: the triggerer has only the conn id to rebuild auth from."""
+    from types import SimpleNamespace
+
+    from airflow.providers.common.compat.connection import get_async_connection
+
+    from airflow_provider_norce.connection import NorceConnectionConfig
+    from airflow_provider_norce.hooks.norce import NorceHook
+
+    conn = await get_async_connection(norce_conn_id, NorceHook)
+    try:
+        from airflow.providers.common.compat.connection import get_async_extra_dejson
+
+        extra = await get_async_extra_dejson(conn)
+    except ImportError:  # older compat providers: read it in a thread, where blocking is safe
+        from airflow_provider_norce.hooks.async_client import in_thread
+
+        extra = await in_thread(lambda: conn.extra_dejson)
+    view = SimpleNamespace(
+        conn_id=norce_conn_id,
+        login=conn.login,
+        password=conn.password,
+        host=conn.host,
+        extra=conn.extra,  # the raw text, so extra that is not JSON is refused, not read as {}
+        extra_dejson=extra,
+    )
+    return NorceConnectionConfig.from_connection(view, norce_conn_id)

@@ -86,12 +86,11 @@ def test_extra_not_json_fails_the_hook_before_any_request(requests_mock, monkeyp
 
 def test_extra_not_json_fails_the_trigger_config_too(monkeypatch):
     """The triggerer reads the connection asynchronously; the same check applies there."""
-    from airflow_provider_norce.triggers.norce import NorceJobTrigger
+    from airflow_provider_norce.triggers.norce import read_config
 
     set_env_conn(monkeypatch, "norce_trig", BROKEN_EXTRA)
-    trigger = NorceJobTrigger("norce_trig", ["7"], poll_interval=5)
     with pytest.raises(Exception) as info:
-        asyncio.run(trigger._config())
+        asyncio.run(read_config("norce_trig"))
     if _airflow_refused_it(info.value):
         pytest.skip("this Airflow refuses the connection itself before the provider reads it")
     assert isinstance(info.value, NorceConnectionConfigError)
