@@ -7,7 +7,10 @@ argument instead of a truthy string silently meaning yes.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
 
 #: The spellings of true and false read from text, in operator arguments and connection extras alike.
 TRUE_WORDS = frozenset({"true", "1", "yes", "on"})
@@ -119,3 +122,14 @@ def conn_id(value: Any, task_id: str) -> str:
             "norce, such as 'norce_default' (if it is a template, check what it renders to)"
         )
     return value.strip()
+
+
+def field_names(select: str | Sequence[str] | None) -> list[str] | None:
+    """``$select`` as a list of field names (a comma-separated string or a list); ``None`` for none.
+
+    One rule for the export's query, its file's columns and what lineage reports as the schema."""
+    if select is None or select == "":
+        return None
+    items = select.split(",") if isinstance(select, str) else list(select)
+    names = [str(name).strip() for name in items if str(name).strip()]
+    return names or None

@@ -156,9 +156,9 @@ def export_lineage(operator: Any, task_instance: Any = None) -> Any:
     facets = _facets()
     if facets is None:
         return None
-    from airflow_provider_norce.operators.query import _names
+    from airflow_provider_norce.arguments import field_names
 
-    select = _names(operator.select)
+    select = field_names(operator.select)
     norce = facets.Dataset(
         namespace=connection_namespace(operator.norce_conn_id),
         name=query_dataset_name(operator.entity),

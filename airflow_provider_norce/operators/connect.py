@@ -636,7 +636,7 @@ class NorceConnectImportOperator(BaseOperator):
         return import_lineage(self)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """As on start, with the Connect job ids and the rows Norce wrote, from this try's XComs."""
+        """As on start, with the Connect job ids and the rows Norce wrote, as the finished import kept them."""
         from airflow_provider_norce.lineage import import_lineage
 
         return import_lineage(self, task_instance)

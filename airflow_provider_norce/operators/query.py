@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.providers.common.compat.sdk import BaseOperator
 
-from airflow_provider_norce.arguments import as_bool, conn_id, non_negative_float, positive_int
+from airflow_provider_norce.arguments import as_bool, conn_id, field_names, non_negative_float, positive_int
 from airflow_provider_norce.progress import Progress
 from airflow_provider_norce.query.files import (
     FILE_FORMATS,
@@ -180,7 +180,7 @@ class NorceQueryExportOperator(BaseOperator):
         concurrency = positive_int(self.max_concurrency, "max_concurrency", self.task_id)
         slice_rows = positive_int(self.slice_rows, "slice_rows", self.task_id)
         _lookback(self.lookback, self.task_id)
-        select = _names(self.select)
+        select = field_names(self.select)
         self.norce_conn_id = conn_id(self.norce_conn_id, self.task_id)
         hook = self.get_hook()
         params = self.query_params(context, select, application_id=hook.config.application_id)
@@ -384,7 +384,7 @@ class NorceQueryExportOperator(BaseOperator):
         return export_lineage(self)
 
     def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
-        """As on start, with the file's row count and size from this try's XCom summary."""
+        """As on start, with the file's row count and size from the result ``execute()`` kept."""
         from airflow_provider_norce.lineage import export_lineage
 
         return export_lineage(self, task_instance)
@@ -424,14 +424,6 @@ def _columns(select: list[str] | None, expand: str | None) -> list[str] | None:
         elif depth == 0:
             name += char
     return columns
-
-
-def _names(select: str | Sequence[str] | None) -> list[str] | None:
-    if select is None or select == "":
-        return None
-    items = select.split(",") if isinstance(select, str) else list(select)
-    names = [str(name).strip() for name in items if str(name).strip()]
-    return names or None
 
 
 def _lookback(value: timedelta | float | str | None, task_id: str) -> timedelta:
