@@ -7,8 +7,18 @@ from collections import Counter
 from typing import Any
 
 #: ``query_rows`` sums the rows of every Query answer served (pages and single entities, faulted ones too):
-#: benchmarks and tests count the rows a client re-read after a retry with it.
-_NAMES = ("token_requests", "tokens_issued", "token_429", "api_429", "api_401", "jobs_created", "query_rows")
+#: benchmarks and tests count the rows a client re-read after a retry with it. ``query_empty_pages`` counts the
+#: empty pages the misbehaving-Query switches served (:mod:`.query_behaviour`).
+_NAMES = (
+    "token_requests",
+    "tokens_issued",
+    "token_429",
+    "api_429",
+    "api_401",
+    "jobs_created",
+    "query_rows",
+    "query_empty_pages",
+)
 
 
 class Counters:
@@ -30,8 +40,8 @@ class Counters:
             self._requests[f"{method} {path}"] += 1
 
     def snapshot(self) -> dict[str, Any]:
-        """``token_requests, tokens_issued, token_429, api_429, api_401, jobs_created, query_rows`` and
-        ``requests``."""
+        """``token_requests, tokens_issued, token_429, api_429, api_401, jobs_created, query_rows,
+        query_empty_pages`` and ``requests``."""
         with self._lock:
             data: dict[str, Any] = {name: self._values[name] for name in _NAMES}
             data["requests"] = dict(self._requests)

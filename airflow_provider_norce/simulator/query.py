@@ -24,6 +24,9 @@ that range once and the matching indices are cached per query, so following next
 Late updates: orders whose ``Updated`` a test moved (``OrderSource.overridden``) escape the bisection, so a
 filtered answer is the bisected result without them plus those of them the full filter matches (each tested on
 its row); every cache key holds the source's ``version``, so an update is seen by the very next request.
+
+Misbehaving on purpose: :mod:`.query_behaviour`'s switches (``NorceSimulator.set_query_behaviour``) ignore
+``desc``, ``$top`` or key bounds, serve empty pages or endless chains, or overlap pages; all off by default.
 """
 
 from __future__ import annotations
@@ -50,6 +53,12 @@ from airflow_provider_norce.simulator.odata import (
     parse_filter,
     split_top_level,
 )
+from airflow_provider_norce.simulator.query_behaviour import (
+    CHAIN_OPTION,
+    EMPTY_OPTION,
+    NORMAL,
+    QueryBehaviour,
+)
 from airflow_provider_norce.simulator.replies import Reply, json_reply, odata_error
 
 if TYPE_CHECKING:
@@ -57,6 +66,9 @@ if TYPE_CHECKING:
 
 PREFIX = "/commerce/query/2.0/"
 _ALLOWED_OPTIONS = {"$filter", "$select", "$orderby", "$top", "$skip", "$count", "$expand", "$format"}
+#: options a nextLink sets itself rather than carries on
+_NOT_CARRIED = ("$skip", "$top", EMPTY_OPTION, CHAIN_OPTION)
+_KEY_BOUND_OPS = ("gt", "ge", "lt", "le")
 _CACHE_SIZE = 16
 #: characters left unescaped in nextLink values, so links stay readable (``$filter=Updated%20ge%20...``)
 _QUOTE_SAFE = "$'(),:;*"
@@ -189,7 +201,11 @@ class QueryService:
     """Answers ``GET /commerce/query/2.0/...``."""
 
     def __init__(
-        self, sets: dict[str, EntitySet], page_size: int = 500, on_rows: Callable[[int], None] | None = None
+        self,
+        sets: dict[str, EntitySet],
+        page_size: int = 500,
+        on_rows: Callable[[int], None] | None = None,
+        on_empty_page: Callable[[], None] | None = None,
     ) -> None:
         if page_size < 1:
             raise ValueError("page_size must be at least 1")
@@ -197,8 +213,26 @@ class QueryService:
         self.page_size = page_size
         #: told the number of rows of every answer served (the ``query_rows`` counter)
         self._on_rows = on_rows
+        #: told of every empty page a switch made (the ``query_empty_pages`` counter)
+        self._on_empty_page = on_empty_page
+        #: called once per entity-set listing answered, after its body is built (``on_query_page``)
+        self.on_page: Callable[[], None] | None = None
+        self._behaviour = NORMAL
         self._cache: OrderedDict[tuple[Any, ...], Sequence[int]] = OrderedDict()
         self._cache_lock = threading.Lock()
+
+    @property
+    def behaviour(self) -> QueryBehaviour:
+        """The misbehaviour switches in force (:mod:`.query_behaviour`)."""
+        return self._behaviour
+
+    def set_behaviour(self, behaviour: QueryBehaviour) -> None:
+        """Replace the switches; ValueError when ``duplicate_rows`` would not let a nextLink advance."""
+        if behaviour.duplicate_rows >= self.page_size:
+            raise ValueError(
+                f"query behaviour switch 'duplicate_rows' must be below the page size ({self.page_size})"
+            )
+        self._behaviour = behaviour
 
     def handle(self, subpath: str, query: str, base_url: str) -> Reply:
         """Answer one Query request; ``subpath`` is the path after ``/commerce/query/2.0/``."""
@@ -218,23 +252,45 @@ class QueryService:
         if entity is None:
             known = ", ".join(sorted(self.sets))
             raise ODataError(f"No entity set '{subpath}' exists; known: {known}.", 404, "NotFound")
-        options = self._options(entity, query)
+        behaviour = self._behaviour  # read once: a request sees one switch set
+        options = self._options(entity, query, behaviour)
         context = f"{base_url}{PREFIX}{namespace}/$metadata#{entity.name}"
         if options.select:
             context += "(" + ",".join(options.select) + ")"
         if key_text is not None:
             return self._single(entity, key_text, options, context)
+        reply = self._listing(entity, subpath, query, options, behaviour, context, base_url)
+        if self.on_page is not None:
+            self.on_page()
+        return reply
+
+    def _listing(
+        self,
+        entity: EntitySet,
+        subpath: str,
+        query: str,
+        options: _Options,
+        behaviour: QueryBehaviour,
+        context: str,
+        base_url: str,
+    ) -> Reply:
+        """One page of an entity-set listing (or an empty page, when a switch says so)."""
         source = entity.source()
-        indices = self._select_indices(entity, source, options)
+        indices = self._select_indices(entity, source, options, behaviour)
         total = len(indices)
+        payload: dict[str, Any] = {"@odata.context": context}
+        if options.count:
+            payload["@odata.count"] = total
+        if behaviour is not NORMAL and (behaviour.empty_page_chain or behaviour.empty_pages):
+            empty = self._empty_page(subpath, query, options, behaviour, payload, base_url)
+            if empty is not None:
+                return empty
         start = min(options.skip, total)
         end = total if options.top is None else min(total, start + options.top)
         page_end = min(end, start + self.page_size)
         project = self._projector(entity, options)
-        payload: dict[str, Any] = {"@odata.context": context}
-        if options.count:
-            payload["@odata.count"] = total
-        next_link = self._next_link(base_url, subpath, options, page_end, end) if page_end < end else None
+        next_skip = page_end - behaviour.duplicate_rows
+        next_link = self._next_link(base_url, subpath, options, next_skip, end) if page_end < end else None
         if self._on_rows is not None:
             self._on_rows(page_end - start)
         row_json = getattr(source, "row_json", None)
@@ -252,8 +308,34 @@ class QueryService:
             payload["@odata.nextLink"] = next_link
         return json_reply(200, payload)
 
+    def _empty_page(
+        self,
+        subpath: str,
+        query: str,
+        options: _Options,
+        behaviour: QueryBehaviour,
+        payload: dict[str, Any],
+        base_url: str,
+    ) -> Reply | None:
+        """The empty page ``empty_page_chain`` or ``empty_pages`` answers instead of this request's page;
+        None when the real page is due. Its nextLink asks for the same rows again, one step further on."""
+        custom = dict(parse_qsl(query, keep_blank_values=True))
+        if behaviour.empty_page_chain:
+            option = CHAIN_OPTION
+        else:
+            option = EMPTY_OPTION
+            if _step(custom.get(option)) >= behaviour.empty_pages:
+                return None
+        step = [(option, str(_step(custom.get(option)) + 1))]
+        end = options.skip + (options.top or 0)  # the link keeps $top as sent
+        payload["value"] = []
+        payload["@odata.nextLink"] = self._next_link(base_url, subpath, options, options.skip, end, step)
+        if self._on_empty_page is not None:
+            self._on_empty_page()
+        return json_reply(200, payload)
+
     # -- options ----------------------------------------------------------------------------------------
-    def _options(self, entity: EntitySet, query: str) -> _Options:
+    def _options(self, entity: EntitySet, query: str, behaviour: QueryBehaviour = NORMAL) -> _Options:
         raw = parse_qsl(query, keep_blank_values=True)
         seen: dict[str, str] = {}
         for name, value in raw:
@@ -270,15 +352,22 @@ class QueryService:
             raise ODataError(f"The $format '{fmt}' is not supported; use json.")
         allowed = {*entity.schema, *entity.complex_fields, *entity.navigation}
         select = _select_list(allowed, entity.type_name, seen.get("$select"))
+        orderby = self._orderby(entity, seen.get("$orderby"))
+        top = _non_negative("$top", seen.get("$top"))
+        if behaviour is not NORMAL:
+            if behaviour.desc_ignored:
+                orderby = [(name, False) for name, _ in orderby]
+            if behaviour.top_ignored:
+                top = None
         return _Options(
             filter_text=seen.get("$filter"),
             select=select,
-            orderby=self._orderby(entity, seen.get("$orderby")),
-            top=_non_negative("$top", seen.get("$top")),
+            orderby=orderby,
+            top=top,
             skip=_non_negative("$skip", seen.get("$skip")) or 0,
             count=_boolean("$count", seen.get("$count")),
             expand=self._expand(entity, seen.get("$expand")),
-            raw=[(name, value) for name, value in raw if name.lower() not in ("$skip", "$top")],
+            raw=[(name, value) for name, value in raw if name.lower() not in _NOT_CARRIED],
         )
 
     @staticmethod
@@ -331,13 +420,24 @@ class QueryService:
         return expand
 
     # -- evaluation ---------------------------------------------------------------------------------------
-    def _select_indices(self, entity: EntitySet, source: Source, options: _Options) -> Sequence[int]:
+    def _select_indices(
+        self, entity: EntitySet, source: Source, options: _Options, behaviour: QueryBehaviour = NORMAL
+    ) -> Sequence[int]:
         indices: Sequence[int] = range(len(source))
         version = getattr(source, "version", 0)  # read once: the keys below name the data they were built on
         overridden: Sequence[int] = getattr(source, "overridden", ())
+        #: what the cache keys call this filter: its text, unless a switch changed what it means
+        filter_id: Any = options.filter_text
+        tree: Node | None = None
         if options.filter_text is not None:
             tree = parse_filter(options.filter_text)
             full = compile_filter(tree, entity.schema, entity.type_name)  # type-checks the whole expression
+            if behaviour.key_bounds_ignored:
+                tree = _without_key_bounds(tree, entity.key)
+                filter_id = ("key bounds ignored", options.filter_text)
+                if tree is not None:
+                    full = compile_filter(tree, entity.schema, entity.type_name)
+        if tree is not None:
             tests: list[Callable[[int], bool]] = []
             window, rest = _narrow(source, tree, range(len(source)), tests)
             indices = window
@@ -357,29 +457,35 @@ class QueryService:
                     found = list(itertools.islice((i for i in order if matches(i)), needed))
                     indices = found[::-1] if descending else found  # _ordered reverses a descending key
                 else:
-                    key = (entity.name, "filter", options.filter_text, window.start, window.stop, version)
+                    key = (entity.name, "filter", filter_id, window.start, window.stop, version)
                     indices = self._cached(entity, key, lambda: [i for i in window if matches(i)])
             if overridden:
                 scan_row = getattr(source, "scan_row", source.row)
                 base = indices
-                late_key = (entity.name, "late", options.filter_text, version)
+                late_key = (entity.name, "late", filter_id, version)
                 indices = self._cached(
                     entity,
                     late_key,
                     lambda: _patched(base, overridden, [i for i in overridden if full(scan_row(i))]),
                 )
         if options.orderby:
-            indices = self._ordered(entity, source, indices, options, version)
+            indices = self._ordered(entity, source, indices, options, version, filter_id)
         return indices
 
     def _ordered(
-        self, entity: EntitySet, source: Source, indices: Sequence[int], options: _Options, version: int
+        self,
+        entity: EntitySet,
+        source: Source,
+        indices: Sequence[int],
+        options: _Options,
+        version: int,
+        filter_id: Any,
     ) -> Sequence[int]:
         keys = options.orderby
         monotonic = getattr(source, "monotonic", {})
         if len(keys) == 1 and keys[0][0] in monotonic:
             return indices[::-1] if keys[0][1] else indices
-        cache_key = (entity.name, "order", options.filter_text, tuple(keys), len(indices), version)
+        cache_key = (entity.name, "order", filter_id, tuple(keys), len(indices), version)
 
         scan = getattr(source, "scan_row", source.row)
 
@@ -451,11 +557,19 @@ class QueryService:
         return json_reply(200, {"@odata.context": context + "/$entity", **row})
 
     @staticmethod
-    def _next_link(base_url: str, subpath: str, options: _Options, skip: int, end: int) -> str:
+    def _next_link(
+        base_url: str,
+        subpath: str,
+        options: _Options,
+        skip: int,
+        end: int,
+        extra: Sequence[tuple[str, str]] = (),
+    ) -> str:
         params = list(options.raw)
         if options.top is not None:
             params.append(("$top", str(end - skip)))
         params.append(("$skip", str(skip)))
+        params.extend(extra)
         query = "&".join(
             f"{quote(name, safe='$')}={quote(value, safe=_QUOTE_SAFE)}" for name, value in params
         )
@@ -529,6 +643,24 @@ def _narrow(
     if not residual:
         return window, None
     return window, residual[0] if len(residual) == 1 else BoolOp("and", tuple(residual))
+
+
+def _without_key_bounds(tree: Node, key: str) -> Node | None:
+    """``tree`` without its top-level ``and`` operands that bound ``key`` (``key_bounds_ignored``); None when
+    nothing is left."""
+    kept = [
+        part
+        for part in conjuncts(tree)
+        if not ((bound := field_bound(part)) is not None and bound[0] == key and bound[1] in _KEY_BOUND_OPS)
+    ]
+    if not kept:
+        return None
+    return kept[0] if len(kept) == 1 else BoolOp("and", tuple(kept))
+
+
+def _step(text: str | None) -> int:
+    """The counter a switch's custom option carries in a nextLink (0 when absent or not a number)."""
+    return int(text) if text is not None and text.isdigit() else 0
 
 
 def _patched(base: Sequence[int], overridden: Sequence[int], matching: list[int]) -> Sequence[int]:

@@ -27,7 +27,8 @@ Routes (everything but ``/identity`` and ``/_sim/`` passes the API gate first):
   ``latency_jitter`` and ``bandwidth``, see :mod:`.network`), ``POST orders/update`` (``{"id", "updated"}``:
   a late ``Updated`` for one order, see :meth:`NorceSimulator.update_order`), ``POST orders/add``
   (``{"count": n}`` or ``{"count": n, "created": "2026-12-01T10:00:00Z"}``: n new orders with the next Ids,
-  see :meth:`NorceSimulator.add_orders`).
+  see :meth:`NorceSimulator.add_orders`), ``GET|POST query-behaviour`` (the misbehaving-Query switches, a JSON
+  object of :meth:`NorceSimulator.set_query_behaviour`'s arguments; ``POST reset`` turns them all off again).
 
 The simulated network (``latency``, ``latency_jitter``, ``bandwidth``; :mod:`.network`) delays every other
 answer in its own request thread and paces its bytes through one link-wide bucket.
@@ -67,6 +68,7 @@ from airflow_provider_norce.simulator.orders import (
     OrderSource,
     updated_epoch,
 )
+from airflow_provider_norce.simulator.query_behaviour import make_query_behaviour
 from airflow_provider_norce.simulator.replies import Reply, json_reply, message_error, odata_error
 
 if TYPE_CHECKING:
@@ -309,8 +311,14 @@ class NorceSimulator:
             orders_end,
         )
         self.query = query_api.QueryService(
-            query_api.build_entity_sets(self.orders, self.catalog), page_size, self._count_rows
+            query_api.build_entity_sets(self.orders, self.catalog),
+            page_size,
+            self._count_rows,
+            self._count_empty_page,
         )
+        self._on_query_page: Callable[[int], None] | None = None
+        self._query_pages = 0
+        self._query_pages_lock = threading.Lock()
         self.connect = connect_api.ConnectService(
             self.catalog,
             self.time,
@@ -415,11 +423,50 @@ class NorceSimulator:
     # -- steering ------------------------------------------------------------------------------------------
     def counters(self) -> dict[str, Any]:
         """Snapshot: token_requests, tokens_issued, token_429, api_429, api_401, jobs_created, query_rows
-        (rows in every Query answer served), requests."""
+        (rows in every Query answer served), query_empty_pages (empty pages the Query switches served), requests."""
         return self._counters.snapshot()
 
     def _count_rows(self, rows: int) -> None:
         self._counters.incr("query_rows", rows)
+
+    def _count_empty_page(self) -> None:
+        self._counters.incr("query_empty_pages")
+
+    def set_query_behaviour(self, **switches: Any) -> None:
+        """Make Query misbehave: replaces the whole switch set (no arguments = all normal again).
+
+        Switches (see :mod:`.query_behaviour`): ``desc_ignored``, ``top_ignored``, ``key_bounds_ignored``,
+        ``empty_page_chain`` (bools), ``empty_pages``, ``duplicate_rows`` (ints >= 0; ``duplicate_rows`` below
+        ``page_size``). ValueError naming the switch for an unknown name or a bad value. ``POST /_sim/reset``
+        turns them all off.
+        """
+        self.query.set_behaviour(make_query_behaviour(**switches))
+
+    def query_behaviour(self) -> dict[str, Any]:
+        """The Query misbehaviour switches in force, all of them."""
+        return self.query.behaviour.as_dict()
+
+    @property
+    def on_query_page(self) -> Callable[[int], None] | None:
+        """Called as ``on_query_page(n)`` for the n-th Query entity-set listing answered since it was set
+        (empty pages of a switch included; not ``$metadata`` nor single-key reads), in the request's thread,
+        after the page's body is built and before it is sent: a test adds or changes rows mid-export with it.
+        An exception it raises breaks that request. None (the default) turns it off."""
+        return self._on_query_page
+
+    @on_query_page.setter
+    def on_query_page(self, callback: Callable[[int], None] | None) -> None:
+        with self._query_pages_lock:
+            self._on_query_page, self._query_pages = callback, 0
+        self.query.on_page = None if callback is None else self._query_page_served
+
+    def _query_page_served(self) -> None:
+        with self._query_pages_lock:
+            callback = self._on_query_page
+            self._query_pages += 1
+            served = self._query_pages
+        if callback is not None:
+            callback(served)
 
     def network(self) -> dict[str, Any]:
         """The simulated link: ``{"latency": s, "latency_jitter": s, "bandwidth": bytes/s or None}``."""
@@ -756,6 +803,7 @@ class NorceSimulator:
                 return json_reply(200, self.counters())
             if action == ("POST", "/_sim/reset"):
                 self.reset_counters()
+                self.set_query_behaviour()
                 if parse_qs(query).get("rate_limits", ["false"])[0].lower() in ("1", "true", "yes"):
                     self.reset_rate_limits()
                 return json_reply(200, {"ok": True})
@@ -804,6 +852,16 @@ class NorceSimulator:
                     )
                 ids = self.add_orders(spec["count"], spec.get("created"))
                 return json_reply(200, {"ok": True, "first_id": ids.start, "last_id": ids.stop - 1})
+            if action == ("GET", "/_sim/query-behaviour"):
+                return json_reply(200, self.query_behaviour())
+            if action == ("POST", "/_sim/query-behaviour"):
+                spec = json.loads(body or b"{}")
+                if not isinstance(spec, dict):
+                    raise ValueError(
+                        'send a JSON object of query behaviour switches, e.g. {"top_ignored": true}'
+                    )
+                self.set_query_behaviour(**spec)
+                return json_reply(200, self.query_behaviour())
         except (TypeError, ValueError) as err:
             return json_reply(400, {"error": str(err)})
         return json_reply(404, {"error": f"no simulator control {method} {path}"})
