@@ -89,6 +89,19 @@ class NorceAPIError(NorceError):
         super().__init__(message)
 
 
+class NorceUntrustedAnswerError(NorceAPIError):
+    """Norce answered in a way a fast path cannot trust (``$orderby ... desc`` or ``$top`` ignored, key bounds
+    ignored, an empty page that carries a nextLink, a key that is not an integer, a row twice).
+
+    ``behaviour`` names it in a few words, for the fallback's one warning and the export's completeness record.
+    The concurrent export answers it by reading one page at a time instead; nothing it read is kept.
+    """
+
+    def __init__(self, message: str, *, behaviour: str) -> None:
+        self.behaviour = behaviour
+        super().__init__(message, status_code=200, method="GET")
+
+
 class NorceRateLimitError(NorceAPIError):
     """Norce kept answering 429 until the retry budget (attempts or total wait) was spent."""
 

@@ -58,6 +58,12 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+#: A chain of empty pages that each link to another is ended after this many pages in a row, or this many
+#: seconds, whichever comes first: OData servers that filter after paging answer some empty pages with a
+#: nextLink, but never an endless run of them (a broken server, or a link that only changes a counter).
+EMPTY_PAGE_CHAIN_LIMIT = 100
+EMPTY_PAGE_CHAIN_SECONDS = 300.0
+
 #: The cheap authenticated call ``test_connection`` makes (Norce's Postman examples use it).
 TEST_ENDPOINT = "commerce/metadata/1.1/GetApplication"
 
@@ -406,7 +412,9 @@ class NorceHook(BaseHook):
 
         A nextLink that leads back to a page already read (itself, relative or absolute, or A -> B -> A)
         fails before that page's rows are handed on, so an export never writes the same rows again; a
-        nextLink that is not a string, or leads to another origin, fails too (the token never follows it).
+        nextLink that is not a string, or leads to another origin, fails too (the token never follows it). A
+        chain of empty pages with new links each time ends after ``EMPTY_PAGE_CHAIN_LIMIT`` pages or
+        ``EMPTY_PAGE_CHAIN_SECONDS``, whichever comes first.
         """
         if not isinstance(endpoint, str) or not endpoint.strip():
             raise ValueError(
@@ -417,10 +425,27 @@ class NorceHook(BaseHook):
         listing = strip_query(first)
         seen = {_page_key(requests.Request("GET", first, params=params).prepare().url or first)}
         url: str | None = first
+        empty, empty_since = 0, 0.0
         while url is not None:
             rows, next_link = self.odata_page(url, params=params)
             url = self._next_page(listing, url, next_link, seen) if next_link not in (None, "") else None
             params = None  # the server's nextLink already carries the whole query
+            if rows or url is None:
+                empty = 0
+            else:
+                empty, empty_since = empty + 1, empty_since if empty else time.monotonic()
+                waited = time.monotonic() - empty_since
+                if empty >= EMPTY_PAGE_CHAIN_LIMIT or waited >= EMPTY_PAGE_CHAIN_SECONDS:
+                    raise NorceAPIError(
+                        f"Norce connection {self.config.conn_id!r}: GET {listing} answered {empty} empty pages "
+                        f"in a row in {waited:.0f} s, each with an @odata.nextLink to yet another page; the "
+                        "listing was stopped (limit: "
+                        f"{EMPTY_PAGE_CHAIN_LIMIT} pages or {EMPTY_PAGE_CHAIN_SECONDS:.0f} s) and the export "
+                        "keeps no file. Check the filter; if Norce keeps answering so, report it to Norce support",
+                        status_code=200,
+                        method="GET",
+                        url=listing,
+                    )
             yield rows
 
     def odata_page(

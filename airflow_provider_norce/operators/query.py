@@ -33,6 +33,7 @@ if TYPE_CHECKING:
     from airflow.providers.common.compat.sdk import Context
 
     from airflow_provider_norce.hooks.norce import NorceHook
+    from airflow_provider_norce.query.completeness import ExportRecord
 
 
 #: Query requests in flight by default; measured over a simulated 100 ms link (docs: benchmarks).
@@ -193,7 +194,11 @@ class NorceQueryExportOperator(BaseOperator):
             file_format,
             params.get("$filter", "(none: the whole entity set)"),
         )
-        key = self._slice_key(concurrency)
+        from airflow_provider_norce.query.destination_lock import destination_lock
+        from airflow_provider_norce.query.staging import remove_orphans
+
+        key = self._slice_key()
+        where = f"Task {self.task_id!r}"
         progress = Progress(
             "Export progress",
             "rows",
@@ -202,48 +207,83 @@ class NorceQueryExportOperator(BaseOperator):
             waiting_for=f"Norce Query to answer a page of {entity}",
         )
         progress.counter("pages")
+        started = time.monotonic()
         previous, hook.retry_listener = hook.retry_listener, progress.on_retry  # lines name a 429 waited out
-        with progress, _restored(hook, previous):  # the heartbeat ends with the export, however it ends
-            if key is not None:
-                return self._export_sliced(
-                    context,
-                    hook,
-                    endpoint,
-                    params,
-                    key,
-                    select,
-                    file_format,
-                    target,
-                    concurrency,
-                    slice_rows,
-                    progress,
-                )
-            pages = 0
-            started = time.monotonic()
-            try:
-                with atomic_output(self.destination) as stream:
-                    writer = make_writer(file_format, stream, _columns(select, self.expand))
-                    for page in hook.paginate_pages(endpoint, params=params):
-                        writer.write_rows(page)
-                        pages += 1
-                        progress.add(len(page), pages=1)
-                    writer.close()
-            except DestinationError as err:  # raised before any row was fetched, or at the final rename
-                raise ValueError(f"Task {self.task_id!r}: {err}") from None
-        self._log_summary(pages, writer.rows, time.monotonic() - started, target)
-        return {"path": target, "rows": writer.rows, "pages": pages}
+        # the heartbeat ends with the export, however it ends; one export of a destination at a time
+        try:
+            with progress, _restored(hook, previous), destination_lock(self.destination, where):
+                if key is not None:
+                    record = self._export_sliced(
+                        context,
+                        hook,
+                        endpoint,
+                        params,
+                        key,
+                        select,
+                        file_format,
+                        concurrency,
+                        slice_rows,
+                        progress,
+                    )
+                else:
+                    record = self._export_pages(hook, endpoint, params, select, file_format, progress)
+                removed = remove_orphans(self.destination)
+        except DestinationError as err:  # raised before any row was fetched, or at the final rename
+            raise ValueError(f"{where}: {err}") from None
+        for folder in removed:
+            self.log.info(
+                "Removed the staging folder of an earlier, abandoned export of this file: %s", folder
+            )
+        self._log_summary(record.pages, record.rows, time.monotonic() - started, target)
+        self.log.info("Export complete: %s", record.describe())
+        if record.resumed:
+            self.log.info("%d of %d slices came from an earlier try", record.resumed, record.slices)
+        return {"path": target, "rows": record.rows, "pages": record.pages, "completeness": record.as_dict()}
 
-    def _slice_key(self, concurrency: int) -> str | None:
-        """The key to cut the window by, or ``None`` to read it sequentially (and why, in the log)."""
+    def _export_pages(
+        self,
+        hook: NorceHook,
+        endpoint: str,
+        params: dict[str, str],
+        select: list[str] | None,
+        file_format: str,
+        progress: Progress,
+    ) -> ExportRecord:
+        """One page after another, following Norce's nextLink; the set's key (when the rows carry it) is
+        checked for a row twice."""
+        from airflow_provider_norce.query.completeness import NEXT_LINK, ExportRecord
+        from airflow_provider_norce.query.concurrent import read_pages
+
+        key = self._known_key()
+        if key and select and key not in select:
+            key = None  # not in the rows: not checked (the record says so)
+        pages = 0
+
+        def counted(rows: list[dict[str, Any]]) -> None:
+            nonlocal pages
+            pages += 1
+            progress.add(len(rows), pages=1)
+
+        with atomic_output(self.destination) as stream:
+            writer = make_writer(file_format, stream, _columns(select, self.expand))
+            seen = read_pages(hook, endpoint, params, key, f"Task {self.task_id!r}", counted, writer)
+        return ExportRecord(writer.rows, pages, NEXT_LINK, key, seen.first, seen.last)
+
+    def _known_key(self) -> str | None:
         entity = str(self.entity).strip().strip("/").lower()
-        key = str(self.slice_key).strip() if self.slice_key else SLICE_KEYS.get(entity)
-        if concurrency == 1 or not key:
+        return str(self.slice_key).strip() if self.slice_key else SLICE_KEYS.get(entity)
+
+    def _slice_key(self) -> str | None:
+        """The key to read the window by (key ranges, or keyset pages with ``max_concurrency=1``), or
+        ``None`` to follow Norce's nextLink (and why, in the log)."""
+        key = self._known_key()
+        if not key:
             return None
         ordering = str(self.orderby or "").replace(",", " , ").split()
         if ordering and not (ordering[0] == key and ordering[1:] in ([], ["asc"])):
             self.log.info(
-                "Task %r: orderby %r is not the slice key %r, so the export is read sequentially "
-                "(concurrent slices are joined in key order)",
+                "Task %r: orderby %r is not the key %r, so the export follows Norce's nextLink one page at "
+                "a time (key ranges are joined in key order)",
                 self.task_id,
                 self.orderby,
                 key,
@@ -260,18 +300,16 @@ class NorceQueryExportOperator(BaseOperator):
         key: str,
         select: list[str] | None,
         file_format: str,
-        target: str,
         concurrency: int,
         slice_rows: int,
         progress: Progress,
-    ) -> dict[str, Any]:
+    ) -> ExportRecord:
         from airflow_provider_norce.query.concurrent import SlicedExport
         from airflow_provider_norce.query.staging import fingerprint
 
         digest = fingerprint(
             endpoint=endpoint, params={k: v for k, v in params.items() if k != "$orderby"}, key=key
         )
-        started = time.monotonic()
         export = SlicedExport(
             hook,
             endpoint,
@@ -288,14 +326,7 @@ class NorceQueryExportOperator(BaseOperator):
             progress=progress,
             logger=self.log,
         )
-        try:
-            result = export.run(keep_staging_on_failure=_retry_follows(context))
-        except DestinationError as err:
-            raise ValueError(f"Task {self.task_id!r}: {err}") from None
-        self._log_summary(result.pages, result.rows, time.monotonic() - started, target)
-        if result.resumed:
-            self.log.info("%d of %d slices came from an earlier try", result.resumed, result.slices)
-        return {"path": target, "rows": result.rows, "pages": result.pages}
+        return export.run(keep_staging_on_failure=_retry_follows(context))
 
     def query_params(
         self, context: Context, select: list[str] | None = None, application_id: int | None = None

@@ -16,6 +16,11 @@ ranges at once fills it. The rules:
   reads only the slices that have no part. At most the slices that were in flight are read again.
 * **Small exports stay one request.** The first page is read before anything is planned; when it is the
   only page, it is the file.
+* **Nothing unverified.** Every answer the plan and the slices rely on is checked
+  (:mod:`.slices`); when one does not hold, the slices stop, their staging is dropped, and the export reads
+  one page at a time following Norce's own nextLink (one warning naming the behaviour), with every key
+  checked for a row twice. Staged parts are bound to their plan and checked against their content
+  (:mod:`.staging`). The result is a completeness record (:mod:`.completeness`).
 """
 
 from __future__ import annotations
@@ -25,13 +30,21 @@ import json
 import logging
 import threading
 import time
-from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING, Any
 
+from airflow_provider_norce.exceptions import NorceUntrustedAnswerError
 from airflow_provider_norce.query.aimd import AimdLimit
+from airflow_provider_norce.query.completeness import CONCURRENT, KEYSET, NEXT_LINK, ExportRecord, KeysSeen
 from airflow_provider_norce.query.files import JsonLinesWriter, atomic_output, make_writer
-from airflow_provider_norce.query.slices import KeyRange, SlicePlan, checked_keys, keyset_pages, plan_slices
-from airflow_provider_norce.query.staging import Staging
+from airflow_provider_norce.query.slices import (
+    KeyRange,
+    SlicePlan,
+    checked_keys,
+    checked_last_key,
+    keyset_pages,
+    plan_slices,
+)
+from airflow_provider_norce.query.staging import Part, Staging
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Sequence
@@ -42,30 +55,22 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(frozen=True)
-class SlicedResult:
-    """What the export did: rows in the file, pages read by this try, slices planned and found done."""
-
-    rows: int
-    pages: int
-    slices: int
-    resumed: int
-
-
 class _Stopped(Exception):
     """Another slice failed: this one stops at its next page, and its part is not committed."""
 
 
 class SlicedExport:
-    """Export ``endpoint`` with ``params`` to ``destination`` by concurrent key-range slices.
+    """Export ``endpoint`` with ``params`` to ``destination`` by key-range slices, ``concurrency`` at once.
 
     :param key: an integer key of the entity set (``Id``); the rows are cut and ordered by it.
     :param select: the user's ``$select`` (``None``: every field); the key is asked for as well when it is
         not selected, and left out of the rows written.
+    :param concurrency: requests in flight; 1 reads the window by keyset one page at a time (no last-key
+        read), resumable like the rest.
     :param digest: the export's fingerprint (:func:`~airflow_provider_norce.query.staging.fingerprint`),
         naming its staging folder and checked against a stored plan.
     :param where: who is exporting, for errors (``Task 'export_orders'``).
-    :param logger: where the plan, the resumption and the rate-limit steps are logged (the task's log).
+    :param logger: where the plan, the resumption, a fallback and the rate-limit steps are logged.
     :param progress: the task's progress reporter (:class:`~airflow_provider_norce.progress.Progress`),
         counting rows: told every page read, the slices finished of the plan, and the plan's estimate of
         the rows (an estimate from the first page's density, as Norce publishes no ``$count``). It keeps
@@ -115,18 +120,28 @@ class SlicedExport:
         self.rows_read = 0
         self.pages = 0
 
-    def run(self, keep_staging_on_failure: bool = True) -> SlicedResult:
+    def run(self, keep_staging_on_failure: bool = True) -> ExportRecord:
         """Plan (or find the plan of an earlier try), read the missing slices, join the parts.
 
         The destination is opened first, as a sequential export does, so a destination that cannot be
-        written fails before any request. ``keep_staging_on_failure=False`` (no retry will come) removes
-        the staging folder when the export fails, so a final failure leaves nothing behind.
+        written fails before any request. An answer the slices cannot trust switches to Norce's nextLink
+        pages (:meth:`_read_pages`) into the same, still empty, file. ``keep_staging_on_failure=False``
+        (no retry will come) removes the staging folder when the export fails.
         """
         previous = self.hook.retry_listener
         self.hook.retry_listener = _both(previous, self.limit.on_retry)
         try:
             with atomic_output(self.destination) as stream:
-                result = self._run(stream)
+                try:
+                    record = self._run(stream)
+                except NorceUntrustedAnswerError as err:
+                    self.staging.remove()
+                    self.log.warning(
+                        "%s. Reading one page at a time instead, following Norce's @odata.nextLink (slower, "
+                        "every key checked for a row twice); set max_concurrency=1 to skip the key ranges",
+                        err,
+                    )
+                    record = self._read_pages(stream, err.behaviour)
         except BaseException:
             if not keep_staging_on_failure:
                 self.staging.remove()
@@ -134,20 +149,27 @@ class SlicedExport:
         finally:
             self.hook.retry_listener = previous
         self.staging.remove()
-        return result
+        return record
 
-    def _run(self, stream: IO[bytes]) -> SlicedResult:
-        plan = SlicePlan.from_json(self.staging.read_plan(), self.digest)
+    def _run(self, stream: IO[bytes]) -> ExportRecord:
+        plan, discarded = self.staging.load_plan()
+        if discarded:
+            self.log.warning("%s: staging folder not resumed: %s", self.where, discarded)
         resumed = plan is not None
         if plan is None:
             plan_or_rows = self._plan()
-            if isinstance(plan_or_rows, list):  # one page: that is the whole export
+            if isinstance(plan_or_rows, tuple):  # one page: that is the whole export
+                rows, keys = plan_or_rows
                 writer = make_writer(self.file_format, stream, self.columns)
-                self._write_page(writer, plan_or_rows)
+                self._write_page(writer, rows)
                 writer.close()
-                return SlicedResult(writer.rows, self.pages, 1, 0)
+                return self._record(writer.rows, keys[0] if keys else None, keys[-1] if keys else None, 1, 0)
             plan = plan_or_rows
-        done = self.staging.finished() & set(range(plan.count))
+        done = self.staging.parts(plan, verify=resumed)
+        for rejected in self.staging.rejected:
+            self.log.warning(
+                "%s: a staged part did not match its content and is read again: %s", self.where, rejected
+            )
         if resumed:
             self.log.info(
                 "%s: resuming from %s: %d of %d slices were finished by an earlier try",
@@ -157,50 +179,76 @@ class SlicedExport:
                 plan.count,
             )
         todo = [key_range for key_range in plan.ranges() if key_range.index not in done]
-        if self.progress is not None:
+        sliced = self.progress is not None and self.concurrency > 1
+        if sliced and self.progress is not None:
             self.progress.counter("slices", len(done), plan.count)
-        self._read(todo)
-        rows = self._join(plan.count, stream)
-        return SlicedResult(rows, self.pages, plan.count, len(done) if resumed else 0)
+        self._read(plan, todo)
+        parts = self.staging.parts(plan, verify=False)
+        missing = sorted(set(range(plan.count)) - set(parts))
+        if missing:
+            raise RuntimeError(
+                f"{self.where}: slices {missing[:10]} of the export have no part in {self.staging}; "
+                "the task's retry reads them again"
+            )
+        ordered = [parts[index] for index in range(plan.count)]
+        written = self._join(ordered, stream)
+        firsts = [part.first for part in ordered if part.first is not None]
+        lasts = [part.last for part in ordered if part.last is not None]
+        return self._record(
+            written,
+            min(firsts, default=None),
+            max(lasts, default=None),
+            plan.count,
+            len(done) if resumed else 0,
+        )
+
+    def _record(self, rows: int, first: Any, last: Any, slices: int, resumed: int) -> ExportRecord:
+        mode = CONCURRENT if self.concurrency > 1 and slices > 1 else KEYSET
+        return ExportRecord(
+            rows, self.pages, mode, self.key, first, last, slices if slices > 1 else 0, resumed
+        )
 
     # -- planning ---------------------------------------------------------------------------------
 
-    def _plan(self) -> SlicePlan | list[dict[str, Any]]:
+    def _plan(self) -> SlicePlan | tuple[list[dict[str, Any]], list[int]]:
         """Read the first page in key order; if more follow, ask for the last key and cut the rest."""
         params = {**self.params, "$orderby": self.key}
         with self.limit.permit():
             rows, next_link = self.hook.odata_page(self.endpoint, params=params)
         self._count(rows)
         keys = checked_keys(rows, self.key, self.where)
-        if next_link in (None, "") or not rows:
-            return rows
-        probe = {
-            "$orderby": f"{self.key} desc",
-            "$top": "1",
-            "$select": self.key,
-        }
-        if "$filter" in self.params:
-            probe["$filter"] = self.params["$filter"]
-        with self.limit.permit():
-            last_rows, _ = self.hook.odata_page(self.endpoint, params=probe)
-        last = checked_keys(last_rows, self.key, self.where)
-        if self.progress is not None and keys:
-            self.progress.expect(estimated_rows(keys, last[0] if last else keys[-1]), about=True)
-        plan = plan_slices(
-            self.digest, self.key, keys, last[0] if last else keys[-1], self.concurrency, self.slice_rows
-        )
-        self.staging.write_plan(plan.to_json())
-        with self.staging.open_part(0) as handle:
-            self._write_page(JsonLinesWriter(handle), rows)
+        if next_link in (None, ""):
+            return rows, keys
+        if not keys:
+            raise NorceUntrustedAnswerError(
+                f"{self.where}: Norce answered an empty first page that says more rows follow (an "
+                "@odata.nextLink): a server that filters after paging cannot be read by key ranges",
+                behaviour="an empty page with an @odata.nextLink",
+            )
+        last = keys[-1]
+        if self.concurrency > 1:
+            probe = {"$orderby": f"{self.key} desc", "$top": "1", "$select": self.key}
+            if "$filter" in self.params:
+                probe["$filter"] = self.params["$filter"]
+            with self.limit.permit():
+                last_rows, _ = self.hook.odata_page(self.endpoint, params=probe)
+            last = checked_last_key(last_rows, keys, self.key, self.where)
+            if self.progress is not None:
+                self.progress.expect(estimated_rows(keys, last), about=True)
+        plan = plan_slices(self.digest, self.key, keys, last, self.concurrency, self.slice_rows)
+        self.staging.start(plan)
+        with self.staging.open_part(plan, 0) as part:
+            self._write_page(JsonLinesWriter(part), rows)  # type: ignore[arg-type]
+            part.rows = len(rows)
+            part.keys(keys)
         self.log.info(
-            "%s: %d slices of about %d %s values each (%s %d to %d), %d at a time; staging in %s",
+            "%s: %d slices of about %d %s values each (%s %d and above), %d at a time; staging in %s",
             self.where,
             plan.count,
             plan.width,
             self.key,
             self.key,
             plan.low,
-            plan.high - 1,
             self.concurrency,
             self.staging,
         )
@@ -208,13 +256,13 @@ class SlicedExport:
 
     # -- reading ----------------------------------------------------------------------------------
 
-    def _read(self, todo: list[KeyRange]) -> None:
+    def _read(self, plan: SlicePlan, todo: list[KeyRange]) -> None:
         if not todo:
             return
         with concurrent.futures.ThreadPoolExecutor(
             max_workers=min(self.concurrency, len(todo)), thread_name_prefix="norce-slice"
         ) as pool:
-            futures = {pool.submit(self._read_slice, key_range): key_range for key_range in todo}
+            futures = {pool.submit(self._read_slice, plan, key_range): key_range for key_range in todo}
             pending = set(futures)
             try:
                 while pending:
@@ -230,8 +278,8 @@ class SlicedExport:
                     future.cancel()
                 raise
 
-    def _read_slice(self, key_range: KeyRange) -> None:
-        where = f"{self.where}, slice {key_range.index} ({self.key} {key_range.low} to {key_range.high - 1})"
+    def _read_slice(self, plan: SlicePlan, key_range: KeyRange) -> None:
+        where = f"{self.where}, slice {key_range.index} ({key_range.describe(self.key)})"
 
         def fetch(params: dict[str, str]) -> tuple[list[dict[str, Any]], bool]:
             if self._stop.is_set():
@@ -242,15 +290,26 @@ class SlicedExport:
             return rows, next_link not in (None, "")
 
         try:
-            with self.staging.open_part(key_range.index) as handle:
-                writer = JsonLinesWriter(handle)
-                for rows in keyset_pages(fetch, self.params, key_range, self.key, where):
+            with self.staging.open_part(plan, key_range.index) as part:
+                writer = JsonLinesWriter(part)  # type: ignore[arg-type]
+                for rows, keys in keyset_pages(fetch, self.params, key_range, self.key, where):
                     self._write_page(writer, rows)
+                    part.keys(keys)
                     del rows  # not kept alive while the next page is fetched
+                part.rows = writer.rows
         except _Stopped:
             return
-        if self.progress is not None:
+        if self.progress is not None and self.concurrency > 1:
             self.progress.add(slices=1)
+
+    def _read_pages(self, stream: IO[bytes], behaviour: str) -> ExportRecord:
+        """The fallback: every page Norce links, one at a time, each key checked for a row twice."""
+        writer = make_writer(self.file_format, stream, self.columns)
+        seen = read_pages(self.hook, self.endpoint, self.params, self.key, self.where, self._count, writer,
+                          strip_key=self.strip_key)  # fmt: skip
+        return ExportRecord(
+            writer.rows, self.pages, NEXT_LINK, self.key, seen.first, seen.last, fallback=behaviour
+        )
 
     def _count(self, rows: list[dict[str, Any]]) -> None:
         with self._lock:
@@ -267,23 +326,47 @@ class SlicedExport:
 
     # -- joining ----------------------------------------------------------------------------------
 
-    def _join(self, count: int, stream: IO[bytes]) -> int:
-        """Write the parts in key order into the destination; JSON lines are copied, CSV re-encoded."""
-        missing = sorted(set(range(count)) - self.staging.finished())
-        if missing:
-            raise RuntimeError(
-                f"{self.where}: slices {missing[:10]} of the export have no part in {self.staging}; "
-                "the task's retry reads them again"
-            )
+    def _join(self, parts: list[Part], stream: IO[bytes]) -> int:
+        """Write the parts in key order into the destination, each checked against its name as it goes;
+        JSON lines are copied, CSV re-encoded."""
         if self.file_format == "jsonl":
-            return sum(self.staging.copy_part(index, stream) for index in range(count))
+            return sum(self.staging.copy_part(part, stream) for part in parts)
         writer = make_writer(self.file_format, stream, self.columns)
-        for index in range(count):
-            with self.staging.read_part(index) as part:
-                for line in part:
-                    writer.write_rows((json.loads(line),))
+        for part in parts:
+            for line in self.staging.lines(part):
+                writer.write_rows((json.loads(line),))
         writer.close()
         return writer.rows
+
+
+def read_pages(
+    hook: NorceHook,
+    endpoint: str,
+    params: dict[str, str],
+    key: str | None,
+    where: str,
+    on_page: Callable[[list[dict[str, Any]]], None],
+    writer: Any,
+    strip_key: bool = False,
+) -> KeysSeen:
+    """Write every page Norce links (``@odata.nextLink``), one at a time, and close ``writer``.
+
+    With a ``key``, every key is kept (8 bytes a row) and checked for a row twice before the writer is
+    closed (:class:`~airflow_provider_norce.query.completeness.KeysSeen`); the hook bounds chains of
+    empty pages and refuses links that loop. Returns the keys seen (first, last).
+    """
+    seen = KeysSeen(key or "", where)
+    for rows in hook.paginate_pages(endpoint, params=params):
+        on_page(rows)
+        if key:
+            seen.add(rows)
+            if strip_key:
+                for row in rows:
+                    row.pop(key, None)
+        writer.write_rows(rows)
+    seen.check()
+    writer.close()
+    return seen
 
 
 def estimated_rows(head_keys: list[int], last_key: int) -> int:

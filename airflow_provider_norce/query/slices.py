@@ -17,15 +17,22 @@ so the concatenated slices give the same file.
 The plan is made from the first page (read in key order, as a small sequential export would) and one more
 request for the last key; it is kept in the staging folder so that a retried task cuts the window the same
 way even if rows were added since.
+
+Nothing Norce answers is trusted (:class:`~airflow_provider_norce.exceptions.NorceUntrustedAnswerError`):
+the last-key read must be one row at or above the first page's last key (``$orderby ... desc`` and ``$top``
+honoured), every keyset page must hold integer keys, increasing, inside the bounds asked for, and an empty
+page must not carry a nextLink (a server that filters after paging). The last range is open above, so
+a last key that is too low (or rows added since) costs speed, never rows.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+import uuid
+from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from airflow_provider_norce.exceptions import NorceAPIError
+from airflow_provider_norce.exceptions import NorceUntrustedAnswerError
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
@@ -35,21 +42,32 @@ if TYPE_CHECKING:
 SLICES_PER_WORKER = 4
 
 #: ``plan.json`` layout version; a plan of another version is not resumed but made afresh.
-PLAN_VERSION = 1
+#: 2: the last range is open above, and the plan has an id its parts carry.
+PLAN_VERSION = 2
 
 
 @dataclass(frozen=True)
 class KeyRange:
-    """Slice ``index`` of a plan: the rows whose key lies in ``[low, high)``."""
+    """Slice ``index`` of a plan: the rows whose key lies in ``[low, high)`` (``high`` None: no upper bound)."""
 
     index: int
     low: int
-    high: int
+    high: int | None
+
+    def describe(self, key: str) -> str:
+        return (
+            f"{key} {self.low} to {self.high - 1}" if self.high is not None else f"{key} {self.low} and above"
+        )
 
 
 @dataclass(frozen=True)
 class SlicePlan:
-    """The key ranges of one export; range 0 is the first page already read when the plan was made."""
+    """The key ranges of one export; range 0 is the first page already read when the plan was made.
+
+    ``[head_end, high)`` is cut into ranges of ``width`` keys, and the last one is open above: rows beyond
+    the last key read when planning (added since, or a last-key read that was wrong) are read by it.
+    ``plan_id`` is new for every plan: a part carries it, so a plan never adopts another plan's parts.
+    """
 
     fingerprint: str
     key: str
@@ -57,22 +75,22 @@ class SlicePlan:
     head_end: int
     high: int
     width: int
+    plan_id: str = field(default_factory=lambda: uuid.uuid4().hex[:12])
     version: int = PLAN_VERSION
 
     @property
     def count(self) -> int:
-        """Slices in all: the head and the ranges cutting ``[head_end, high)``."""
-        if self.high <= self.head_end:
-            return 1
-        return 1 + math.ceil((self.high - self.head_end) / self.width)
+        """Slices in all: the head and the ranges from ``head_end`` up (at least one, open above)."""
+        return 1 + max(1, math.ceil((self.high - self.head_end) / self.width))
 
     def ranges(self) -> list[KeyRange]:
         """Every slice in key order (the order their rows go into the file)."""
         ranges = [KeyRange(0, self.low, self.head_end)]
         low = self.head_end
-        while low < self.high:
-            ranges.append(KeyRange(len(ranges), low, min(low + self.width, self.high)))
+        while low + self.width < self.high:
+            ranges.append(KeyRange(len(ranges), low, low + self.width))
             low += self.width
+        ranges.append(KeyRange(len(ranges), low, None))
         return ranges
 
     def to_json(self) -> dict[str, Any]:
@@ -88,7 +106,12 @@ class SlicePlan:
         valid = (
             plan.version == PLAN_VERSION
             and plan.fingerprint == fingerprint
-            and all(isinstance(v, int) for v in (plan.low, plan.head_end, plan.high, plan.width))
+            and isinstance(plan.plan_id, str)
+            and plan.plan_id.isalnum()
+            and all(
+                isinstance(v, int) and not isinstance(v, bool)
+                for v in (plan.low, plan.head_end, plan.high, plan.width)
+            )
             and plan.low < plan.head_end <= plan.high
             and plan.width > 0
         )
@@ -109,12 +132,13 @@ def plan_slices(
     is available. The estimate decides the number of ranges: enough to keep ``concurrency`` requests busy,
     never more ranges than the pages the rest would take at that density, so a sparse window (old orders
     updated yesterday, spread over ten million ids) does not become thousands of empty requests.
+    With ``concurrency`` 1 the rest is one range, open above: the export reads it by keyset, page by page.
     """
     first, head_last = head_keys[0], head_keys[-1]
     head_end = head_last + 1
     high = max(last_key + 1, head_end)
     span = high - head_end
-    if span <= 0:
+    if span <= 0 or concurrency <= 1:
         return SlicePlan(fingerprint, key, first, head_end, head_end, 1)
     page_rows = max(1, len(head_keys))
     density = min(1.0, len(head_keys) / (head_last - first + 1))
@@ -137,28 +161,38 @@ def keyset_pages(
     key_range: KeyRange,
     key: str,
     where: str,
-) -> Iterator[list[dict[str, Any]]]:
-    """The pages of one key range, read by keyset: each request asks for keys after the last one read.
+) -> Iterator[tuple[list[dict[str, Any]], list[int]]]:
+    """The pages of one key range and their keys, read by keyset: each request asks for keys after the last
+    one read.
 
     ``fetch(params)`` returns a page's rows and whether Norce said more follow (an ``@odata.nextLink``,
     which is not followed: its ``$skip`` is what keyset paging avoids). Each key comes at most once and in
-    increasing order; a page that breaks that (a server ignoring ``$orderby`` or the key bounds) fails the
-    export rather than writing rows twice or out of order.
+    increasing order; a page that breaks that (a server ignoring ``$orderby`` or the key bounds), or an empty
+    page that says more follow, raises :class:`NorceUntrustedAnswerError` rather than write rows twice, out
+    of order, or too few.
     """
     base = params.get("$filter")
-    condition = f"{key} ge {key_range.low} and {key} lt {key_range.high}"
+    upper = "" if key_range.high is None else f" and {key} lt {key_range.high}"
+    condition = f"{key} ge {key_range.low}{upper}"
     last: int | None = None
     while True:
         rows, more = fetch({**params, "$filter": and_filter(base, condition), "$orderby": key})
         keys = checked_keys(rows, key, where, key_range, last)
-        yield rows
+        if more and not keys:
+            raise NorceUntrustedAnswerError(
+                f"{where}: Norce answered an empty page that says more rows follow (an @odata.nextLink) to "
+                f"a key-range request ({key_range.describe(key)}); a server that filters after paging "
+                "cannot be read by key ranges",
+                behaviour="an empty page with an @odata.nextLink",
+            )
+        yield rows, keys
         # drop this page before asking for the next: with N slices in flight, a page kept alive across the
         # request would double what the export holds over the sequential one
         del rows
-        if not more or not keys:
+        if not more:
             return
         last = keys[-1]
-        condition = f"{key} gt {last} and {key} lt {key_range.high}"
+        condition = f"{key} gt {last}{upper}"
 
 
 def checked_keys(
@@ -176,24 +210,52 @@ def checked_keys(
     keys: list[int] = []
     last = after
     for row in rows:
-        value = row.get(key)
+        value = row.get(key) if isinstance(row, dict) else None
         if not isinstance(value, int) or isinstance(value, bool):
-            raise ValueError(
+            raise NorceUntrustedAnswerError(
                 f"{where}: a row's slice_key {key!r} is {value!r}, not an integer, so the window cannot be "
-                f"cut into key ranges; set slice_key to an integer key of the entity set, or "
-                "max_concurrency=1"
+                "read by key ranges; set slice_key to an integer key of the entity set",
+                behaviour=f"a {key} that is not an integer",
             )
-        outside = key_range is not None and not key_range.low <= value < key_range.high
-        if outside or (last is not None and value <= last):
-            asked = f" for the key range [{key_range.low}, {key_range.high})" if key_range is not None else ""
-            within = " within the range asked for" if key_range is not None else f" ($orderby={key})"
-            raise NorceAPIError(
-                f"{where}: Norce answered {key} {value}{asked} after {key} {last}; the rows are not in "
-                f"increasing key order{within}, so the export stopped rather than write a row twice or out "
-                "of order. Check the filter, or set max_concurrency=1",
-                status_code=200,
-                method="GET",
+        below = key_range is not None and value < key_range.low
+        above = key_range is not None and key_range.high is not None and value >= key_range.high
+        if below or above:
+            assert key_range is not None
+            raise NorceUntrustedAnswerError(
+                f"{where}: Norce answered {key} {value} to a request for {key_range.describe(key)}: it "
+                f"ignored the key bounds of $filter, so the export cannot read by key ranges",
+                behaviour=f"{key} bounds in $filter ignored",
+            )
+        if last is not None and value <= last:
+            raise NorceUntrustedAnswerError(
+                f"{where}: Norce answered {key} {value} after {key} {last} with $orderby={key}: the rows are "
+                "not in increasing key order (or a row came twice), so the export stopped rather than write "
+                "a row twice or out of order",
+                behaviour=f"$orderby={key} not honoured",
             )
         keys.append(value)
         last = value
     return keys
+
+
+def checked_last_key(rows: list[dict[str, Any]], head_keys: list[int], key: str, where: str) -> int:
+    """The key of the last-key read (``$orderby=<key> desc&$top=1``), checked against the first page.
+
+    The first page said more rows follow, so the last key must be one row at or above the first page's
+    last key: more rows mean ``$top`` was ignored, a lower key that ``desc`` was, no row that the filter
+    is not stable. Each raises :class:`NorceUntrustedAnswerError` naming the behaviour.
+    """
+    if len(rows) != 1:
+        raise NorceUntrustedAnswerError(
+            f"{where}: asked for the last {key} ($orderby={key} desc&$top=1), Norce answered {len(rows)} "
+            f"rows{' ($top ignored)' if rows else ' though the first page said more follow'}",
+            behaviour="$top ignored" if rows else "the last-key read answered no row",
+        )
+    last = checked_keys(rows, key, where)[0]
+    if last < head_keys[-1]:
+        raise NorceUntrustedAnswerError(
+            f"{where}: asked for the last {key} ($orderby={key} desc&$top=1), Norce answered {key} {last}, "
+            f"below the first page's last {key} {head_keys[-1]}: it ignored 'desc'",
+            behaviour=f"$orderby={key} desc ignored",
+        )
+    return last

@@ -134,22 +134,27 @@ def test_an_orderby_other_than_the_key_reads_sequentially(norce_simulator, tmp_p
     result = export(tmp_path / "orders.jsonl", orderby="Updated desc")
     rows = read_jsonl(str(tmp_path / "orders.jsonl"))
     assert len(rows) == result["rows"] and rows[0]["Updated"] >= rows[-1]["Updated"]
-    assert "is not the slice key 'Id', so the export is read sequentially" in capsys.readouterr().out
+    assert (
+        "is not the key 'Id', so the export follows Norce's nextLink one page at a time"
+        in capsys.readouterr().out
+    )
 
 
 @pytest.mark.norce_simulator(orders=100)
-def test_sets_without_an_integer_key_are_read_sequentially_unless_told(norce_simulator, tmp_path):
+def test_sets_without_an_integer_key_are_read_sequentially_unless_told(norce_simulator, tmp_path, capsys):
     skus = export(tmp_path / "skus.jsonl", entity="Products/ProductSkus", filter=None, window_field=None)
-    assert skus["rows"] > 0
-    with pytest.raises(ValueError, match=r"slice_key 'PartNo' is '.*', not an integer.*max_concurrency=1"):
-        export(
-            tmp_path / "bad.jsonl",
-            entity="Products/ProductSkus",
-            filter=None,
-            window_field=None,
-            slice_key="PartNo",
-            max_concurrency=2,
-        )
+    assert skus["rows"] > 0 and skus["completeness"]["mode"] == "nextLink pages"
+    told = export(
+        tmp_path / "told.jsonl",
+        entity="Products/ProductSkus",
+        filter=None,
+        window_field=None,
+        slice_key="PartNo",
+        max_concurrency=2,
+    )
+    assert digest(tmp_path / "told.jsonl") == digest(tmp_path / "skus.jsonl"), "fell back, same file"
+    assert told["completeness"]["fallback"] == "a PartNo that is not an integer"
+    assert "slice_key 'PartNo' is '" in capsys.readouterr().out
 
 
 # -- lookback ----------------------------------------------------------------------------------------

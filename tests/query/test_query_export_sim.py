@@ -66,7 +66,12 @@ def test_jsonl_rows_equal_orders_in_data_interval(norce_simulator, tmp_path):
     assert all("2026-11-19T" in (row["Updated"] or row["Created"]) for row in rows)
     assert any(row["Updated"] is None for row in rows), "never-updated orders are exported by Created"
     assert {row["ApplicationId"] for row in rows} == {norce_simulator.sim.application_id}
+    completeness = summary.pop("completeness")
     assert summary == {"path": str(destination), "rows": len(expected), "pages": -(-len(expected) // 50)}
+    assert completeness == {
+        "rows": len(expected), "pages": summary["pages"], "mode": "key ranges", "key": "Id",
+        "first": expected[0], "last": expected[-1], "slices": completeness["slices"], "resumed": 0, "fallback": None,
+    }  # fmt: skip
     assert leftovers(str(destination.parent)) == []
 
 

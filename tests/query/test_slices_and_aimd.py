@@ -7,7 +7,7 @@ import threading
 
 import pytest
 
-from airflow_provider_norce.exceptions import NorceAPIError
+from airflow_provider_norce.exceptions import NorceUntrustedAnswerError
 from airflow_provider_norce.query.aimd import AimdLimit
 from airflow_provider_norce.query.slices import KeyRange, SlicePlan, keyset_pages, plan_slices
 from airflow_provider_norce.simulator.clock import FakeClock
@@ -22,7 +22,8 @@ def test_dense_keys_are_cut_into_slices_of_about_slice_rows():
     assert plan.count == len(ranges) == 101
     assert all(r.high - r.low == plan.width for r in ranges[1:-1])
     assert 9_000 <= plan.width <= 10_000
-    assert ranges[-1].high == 1_000_001, "the last key is in the last slice"
+    assert ranges[-2].high <= 1_000_000 < ranges[-1].low + plan.width, "the last key is in the last slice"
+    assert ranges[-1].high is None, "the last slice is open above: rows past the last key read are kept"
     covered = [(r.low, r.high) for r in ranges]
     assert all(a[1] == b[0] for a, b in itertools.pairwise(covered)), "no gap, no overlap"
 
@@ -70,7 +71,10 @@ class ScriptedQuery:
 
 def test_a_range_is_read_by_keyset_each_key_once_in_order():
     query = ScriptedQuery(keys=list(range(0, 100, 3)), page=5)
-    pages = list(keyset_pages(query, {"$filter": "Updated ge X"}, KeyRange(1, 10, 40), "Id", "Task 't'"))
+    pages = [
+        rows
+        for rows, _ in keyset_pages(query, {"$filter": "Updated ge X"}, KeyRange(1, 10, 40), "Id", "Task 't'")
+    ]
     assert [row["Id"] for page in pages for row in page] == list(range(12, 40, 3))
     assert query.asked == [
         "(Updated ge X) and Id ge 10 and Id lt 40",
@@ -82,19 +86,25 @@ def test_a_server_answering_a_key_again_or_outside_the_range_stops_the_slice():
     def repeats(params):
         return [{"Id": 11}, {"Id": 11}], False
 
-    with pytest.raises(NorceAPIError, match=r"Task 't'.*Id 11 .*\[10, 40\) after Id 11"):
+    with pytest.raises(
+        NorceUntrustedAnswerError, match=r"Task 't'.*Id 11 after Id 11.*not in increasing key order"
+    ) as err:
         list(keyset_pages(repeats, {}, KeyRange(1, 10, 40), "Id", "Task 't'"))
 
     def outside(params):
         return [{"Id": 41}], False
 
-    with pytest.raises(NorceAPIError, match=r"Id 41 for the key range \[10, 40\)"):
+    assert err.value.behaviour == "$orderby=Id not honoured"
+    with pytest.raises(
+        NorceUntrustedAnswerError, match=r"Id 41 to a request for Id 10 to 39: it ignored the key bounds"
+    ) as err:
         list(keyset_pages(outside, {}, KeyRange(1, 10, 40), "Id", "Task 't'"))
+    assert err.value.behaviour == "Id bounds in $filter ignored"
 
 
 @pytest.mark.parametrize("value", ["42", 4.5, None, True])
 def test_a_key_that_is_not_an_integer_names_slice_key_and_the_way_out(value):
-    with pytest.raises(ValueError, match=r"slice_key 'Id' is .*not an integer.*max_concurrency=1"):
+    with pytest.raises(NorceUntrustedAnswerError, match=r"slice_key 'Id' is .*not an integer.*set slice_key"):
         list(keyset_pages(lambda params: ([{"Id": value}], False), {}, KeyRange(0, 0, 9), "Id", "Task 't'"))
 
 
