@@ -8,9 +8,10 @@ the Airflow Variable ``norce_order_watch__norce_new_orders_watch``, so a trigger
 repeats orders; a new watch starts after the newest order (no history: export that with
 ``norce_order_export``).
 
-Exactly once: ``plan_range`` exports from the highest Id already in a file (not from the event's ``after``)
-to the highest ``through`` of the run's events, and skips when that is nothing new: a replayed event exports
-nothing twice and a lost one is covered by the next run. Files are named by their range
+Exactly once: ``plan_range`` exports from the highest Id already in a file (not from the event's ``after``),
+or before the first file from the watch's ``origin`` (its first position, saved before any event), to the
+highest ``through`` of the run's events, and skips when that is nothing new: a replayed event exports nothing
+twice and a lost one, the first included, is covered by the next run. Files are named by their range
 (``orders_<after>_<through>.jsonl``) and appear atomically; ``max_active_runs=1`` keeps two runs from
 planning at once.
 
@@ -61,6 +62,7 @@ with DAG(
     def plan_range(triggering_asset_events=None) -> dict:
         """The Ids to export: from the last exported Id to the newest the events report (skip if none)."""
         from airflow_provider_norce.query.order_ranges import (
+            event_origin,
             event_ranges,
             exported_ranges,
             payloads_of,
@@ -72,8 +74,9 @@ with DAG(
         except ImportError:  # Airflow 3.0
             from airflow.exceptions import AirflowSkipException
 
-        events = event_ranges(payloads_of(triggering_asset_events))
-        planned = plan_range(events, exported_ranges(ORDER_EVENTS_DIR))
+        payloads = payloads_of(triggering_asset_events)
+        events = event_ranges(payloads)
+        planned = plan_range(events, exported_ranges(ORDER_EVENTS_DIR), origin=event_origin(payloads))
         if planned is None:
             raise AirflowSkipException(f"every order the events report is exported already: {events}")
         print(f"Exporting orders {planned.odata_filter} (events: {events})")

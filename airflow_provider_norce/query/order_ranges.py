@@ -6,7 +6,9 @@ therefore never trusts an event's ``after`` alone. Its files are named by the ra
 (:func:`range_file_name`), and the next range starts at the highest ``through`` already exported
 (:func:`plan_range`): a replayed range is skipped, a lost one is covered by the next export, and two
 exports never overlap as long as they run one at a time (``max_active_runs=1``) and each file appears
-atomically (the export operator writes a temporary file and renames it).
+atomically (the export operator writes a temporary file and renames it). Before the first file there is no
+highest ``through``: the export starts at the events' ``origin`` (:func:`event_origin`), the position the
+watch saved at its first start, before any event; so a lost FIRST event is covered as well.
 """
 
 from __future__ import annotations
@@ -61,6 +63,17 @@ def event_ranges(payloads: list[Any]) -> list[OrderRange]:
     return ranges
 
 
+def event_origin(payloads: list[Any]) -> int | None:
+    """The watch's start (``origin``) the event payloads carry: the lowest, or None when none carries one
+    (events of an earlier build of the watch, or events that did not come from the watch)."""
+    origins = []
+    for payload in payloads:
+        origin = payload.get("origin") if isinstance(payload, dict) else None
+        if isinstance(origin, int) and not isinstance(origin, bool) and origin >= 0:
+            origins.append(origin)
+    return min(origins) if origins else None
+
+
 def payloads_of(triggering_asset_events: Any) -> list[Any]:
     """Every trigger payload in a run's ``triggering_asset_events`` (asset -> asset events whose ``extra``
     is ``{"from_trigger": True, "payload": ...}`` for events a watcher fired)."""
@@ -73,16 +86,25 @@ def payloads_of(triggering_asset_events: Any) -> list[Any]:
     return payloads
 
 
-def plan_range(events: list[OrderRange], exported: list[OrderRange]) -> OrderRange | None:
+def plan_range(
+    events: list[OrderRange], exported: list[OrderRange], origin: int | None = None
+) -> OrderRange | None:
     """The range to export now, or None when the events hold nothing not yet exported.
 
     It ends at the highest ``through`` of the events and starts at the highest ``through`` already
-    exported, or, before the first export, at the lowest ``after`` of the events (the watch's start).
+    exported, or, before the first export, at the watch's start: ``origin`` (:func:`event_origin`, saved
+    before the watch's first event, so a lost first event is covered) or, for events without one, the
+    lowest ``after`` of the events (lower ones win: a position set back by hand replays from there).
     """
     if not events:
         return None
     through = max(r.through for r in events)
-    after = max(r.through for r in exported) if exported else min(r.after for r in events)
+    if exported:
+        after = max(r.through for r in exported)
+    else:
+        after = min(r.after for r in events)
+        if origin is not None:
+            after = min(after, origin)
     if through <= after:
         return None
     return OrderRange(after, through)

@@ -13,6 +13,9 @@ written through the triggerer's supervisor (``GetVariable``/``PutVariable``, han
 3.0.6 and 3.3.2) with the comms' async ``asend`` on the trigger's own loop (see :func:`_supervisor_call`
 for why not the sync ``Variable`` API). The kwargs never hold the position:
 Airflow identifies an asset trigger by its kwargs (``BaseEventTrigger.hash``), so they must not change.
+The Variable holds JSON (:class:`~airflow_provider_norce.query.order_watch.SavedPosition`): the position,
+the watch's origin and what it watches (Query URL, environment, application; never a secret); a plain
+integer (an earlier build of the watch, or set by hand) is read as both origin and position.
 """
 
 from __future__ import annotations
@@ -31,10 +34,14 @@ from airflow_provider_norce.query.order_watch import (
     LoadPosition,
     Now,
     ReadNewest,
+    SavedPosition,
     SavePosition,
     Sleep,
+    Warn,
     WatchSettings,
+    parse_position,
     watch_flow,
+    watch_identity,
 )
 from airflow_provider_norce.triggers.norce import read_config
 
@@ -56,13 +63,16 @@ def position_variable_for(name: str) -> str:
 class NorceNewOrdersTrigger(BaseEventTrigger):
     """Watches Norce Query for orders with an Id above the last one reported; one event per batch.
 
-    The event payload: ``{"watch", "after", "through", "newest_created", "application_id"}``: the new orders
-    are ``Id gt after and Id le through`` (of the application). Use :func:`order_watcher` to build the
+    The event payload: ``{"watch", "after", "through", "origin", "newest_created", "application_id"}``: the
+    new orders are ``Id gt after and Id le through`` (of the application); ``origin`` is the watch's first
+    position (where an export with no file yet starts, so a lost first event is covered). Use :func:`order_watcher` to build the
     ``AssetWatcher`` (it names the position Variable after the watcher).
 
     :param norce_conn_id: the Airflow connection (type ``norce``).
-    :param position_variable: the Airflow Variable holding the last Id reported (created at the first start).
-        Two watchers must not share one.
+    :param position_variable: the Airflow Variable holding the last Id reported (created at the first start,
+        JSON with the watch's origin and what it watches). Two watchers must not share one. A value saved for
+        another tenant, environment or application is not used (a WARNING, then a fresh start); a value the
+        watch did not write stops it with an error naming the Variable.
     :param poll_interval: seconds between two polls (one ``$top=1`` request each).
     :param settle_seconds: report only orders ``Created`` at least this long ago (see
         :class:`~airflow_provider_norce.query.order_watch.WatchSettings`: Id visibility order is not
@@ -124,13 +134,16 @@ class NorceNewOrdersTrigger(BaseEventTrigger):
 
     def settings(self, config: NorceConnectionConfig) -> WatchSettings:
         """The flow's settings for this trigger on the connection ``config``."""
+        application_id = config.application_id if self.filter_application else None
         return WatchSettings(
             name=self.position_variable,
             poll_interval=self.poll_interval,
             settle_seconds=self.settle_seconds,
             start_after=self.start_after,
-            application_id=config.application_id if self.filter_application else None,
+            application_id=application_id,
             extra_filter=self.filter,
+            identity=watch_identity(config, application_id),
+            variable=self.position_variable,
         )
 
     async def run(self) -> AsyncIterator[TriggerEvent]:
@@ -145,7 +158,9 @@ class NorceNewOrdersTrigger(BaseEventTrigger):
             )
         async with self._client(config) as client:
             url = client.hook.service_url("query") + ORDERS_PATH
-            flow = watch_flow(self.settings(config))
+            settings = self.settings(config)
+            self._settings = settings
+            flow = watch_flow(settings)
             done, step = advance(flow, None)
             while not done:
                 if isinstance(step, Emit):
@@ -176,13 +191,16 @@ class NorceNewOrdersTrigger(BaseEventTrigger):
             if step.seconds > 0:
                 await asyncio.sleep(step.seconds)
             return None
+        if isinstance(step, Warn):
+            self.log.warning(step.message)
+            return None
         if isinstance(step, Now):
             return time.time()
         if isinstance(step, LoadPosition):
-            return await self.load_position()
+            return await self._read_variable(self.position_variable)
         if isinstance(step, SavePosition):
             try:
-                await self.save_position(step.position)
+                await self.save_position(step.saved)
             except asyncio.CancelledError:
                 raise
             except Exception as err:
@@ -191,29 +209,35 @@ class NorceNewOrdersTrigger(BaseEventTrigger):
         raise TypeError(f"Norce order watch {self.position_variable!r}: unknown step {step!r}")
 
     # -- position ----------------------------------------------------------------------------------------
-    async def load_position(self) -> int | None:
-        """The saved position, None when the Variable does not exist; ValueError for a value that is not
-        a whole number (naming the Variable and the fix)."""
+    async def load_position(self) -> SavedPosition | None:
+        """The saved position, None when the Variable does not exist; ValueError, naming the watch, the
+        Variable and the way out, for a value the watch did not write."""
         value = await self._read_variable(self.position_variable)
         if value is None:
             return None
-        text = str(value).strip()
-        if not text.lstrip("-").isdigit():
-            raise ValueError(
-                f"Norce order watch: the Airflow Variable {self.position_variable!r} holds {text[:40]!r}, not "
-                "an order Id; set it to the last order Id already handled, or delete it to start after the "
-                "newest order"
-            )
-        return int(text)
+        return parse_position(value, self._message_settings())
 
-    async def save_position(self, position: int) -> None:
+    async def save_position(self, saved: SavedPosition | int) -> None:
         """Write the position and read it back, so a write that did not happen never passes as saved."""
-        await self._write_variable(self.position_variable, str(int(position)))
-        if await self.load_position() != int(position):
+        if not isinstance(saved, SavedPosition):
+            saved = SavedPosition(int(saved), int(saved), None)
+        await self._write_variable(self.position_variable, saved.to_json())
+        try:
+            back = await self.load_position()
+        except ValueError:
+            back = None
+        if not saved.same(back):
             raise RuntimeError(
-                f"the Airflow Variable {self.position_variable!r} did not take the position {position}; "
+                f"the Airflow Variable {self.position_variable!r} did not take the position {saved.position}; "
                 "check that Variables are writable (a secrets backend may shadow it)"
             )
+
+    def _message_settings(self) -> WatchSettings:
+        """The watch's settings for messages: those of ``run`` once it has read the connection."""
+        settings = getattr(self, "_settings", None)
+        if isinstance(settings, WatchSettings):
+            return settings
+        return WatchSettings(self.position_variable, self.poll_interval, variable=self.position_variable)
 
     async def _read_variable(self, key: str) -> str | None:
         """Airflow Variable ``key`` through the triggerer's supervisor; None when it does not exist."""

@@ -15,7 +15,9 @@ from airflow_provider_norce.query.order_watch import (
     ReadNewest,
     SavePosition,
     Sleep,
+    Warn,
     WatchSettings,
+    parse_position,
     watch_flow,
 )
 from airflow_provider_norce.triggers.orders import NorceNewOrdersTrigger
@@ -28,13 +30,15 @@ class Stop(Exception):
 def run_watch(
     settings: WatchSettings,
     read: Callable[[dict[str, str]], Any],
-    store: dict[str, int],
+    store: dict[str, Any],
     rounds: int,
     now: Callable[[], float] = lambda: 0.0,
+    warnings: list[str] | None = None,
 ) -> list[dict[str, Any]]:
     """Drive :func:`watch_flow` synchronously for ``rounds`` polls; the payloads it emitted.
 
-    ``read`` answers each Query read (the sync hook in these tests); ``store`` holds positions by watch name.
+    ``read`` answers each Query read (the sync hook in these tests); ``store`` holds the saved values by
+    watch name (the Variable's text, as the trigger writes it); ``warnings`` collects the WARNING lines.
     """
     emitted: list[dict[str, Any]] = []
     left = [rounds]
@@ -45,12 +49,16 @@ def run_watch(
         if isinstance(step, LoadPosition):
             return store.get(settings.name)
         if isinstance(step, SavePosition):
-            store[settings.name] = step.position
+            store[settings.name] = step.saved.to_json()
             return None
         if isinstance(step, Now):
             return now()
         if isinstance(step, Emit):
             emitted.append(step.payload)
+            return None
+        if isinstance(step, Warn):
+            if warnings is not None:
+                warnings.append(step.message)
             return None
         assert isinstance(step, Sleep)
         if step.seconds > 0:
@@ -64,6 +72,12 @@ def run_watch(
     except Stop:
         pass
     return emitted
+
+
+def saved(value: Any) -> tuple[int, int]:
+    """``(position, origin)`` of a saved value (the Variable's text)."""
+    read = parse_position(value, WatchSettings("test", 1))
+    return read.position, read.origin
 
 
 class MemoryVariables:

@@ -1,11 +1,14 @@
 """The event-driven example DAG under a real triggerer: every new order exported exactly once.
 
 A local Airflow 3.3 cluster of its own (``LocalCluster``: PostgreSQL, scheduler, DAG processor, triggerer,
-API server, one Celery worker) runs ``dags_examples/norce_order_events.py`` with a 2 s poll. Orders are
-added to the simulator in bursts while the watch runs; the triggerer is SIGKILLed once between two bursts
-and started again. At the end every order of the application added after the watch's start is in exactly
-one exported file, none before the start, none twice, and the export's summary line is in the task log the
-REST API serves (what the UI shows).
+API server, one Celery worker) runs ``dags_examples/norce_order_events.py`` with a 2 s poll. Its FIRST event
+is lost on purpose, before the DAG is unpaused: the test saves the Variable exactly as the watch saves it
+after it started at the newest order (the origin), reported a first burst and then lost that event (the
+triggerer holds an event about a second before writing it; a crash then loses it). Orders are then added in
+bursts while the watch runs; the triggerer is SIGKILLed once between two bursts and started again. At the
+end every order of the application added after the watch's origin, the lost first burst included, is in
+exactly one exported file, none before the origin, none twice, and the export's summary line is in the
+task log the REST API serves (what the UI shows).
 
 Waits poll Airflow's REST API and the Variable with generous bounds; they never decide a pass. Runs apart
 from ``tests/cluster`` (a cluster of its own, with the job schedule on, which asset-triggered runs need):
@@ -104,7 +107,7 @@ def app_order_ids(hook: Any, after: int) -> list[int]:
 
 def position(cluster: LocalCluster) -> int | None:
     value = cluster.variable(WATCH_VARIABLE)
-    return None if value is None else int(value)
+    return None if value is None else int(json.loads(value)["position"])
 
 
 def runs(cluster: LocalCluster) -> list[dict]:
@@ -119,18 +122,29 @@ def exported(folder: Path) -> dict[str, list[int]]:
     return files
 
 
-def test_every_new_order_is_exported_exactly_once_across_a_triggerer_crash(events_cluster, check_hook):
+def test_every_new_order_is_exported_exactly_once_across_a_lost_first_event_and_a_triggerer_crash(
+    events_cluster, check_hook
+):
+    from airflow_provider_norce.query.order_watch import SavedPosition, watch_identity
+
     cluster = events_cluster
     folder = cluster.output_dir / "exports" / "order_events"
-    cluster.rest("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
-    start = wait_until("the watch's first position", lambda: position(cluster), cluster)
-    assert start == app_order_ids(check_hook, 0)[-1]  # a new watch starts after the newest order: no history
+    assert position(cluster) is None  # the DAG is paused: its watch has not started
+    start = app_order_ids(check_hook, 0)[-1]  # a new watch's origin: the newest order
 
     def burst(count: int) -> int:
         cluster.sim("POST", "/_sim/orders/add", {"count": count})
         return app_order_ids(check_hook, start)[-1]
 
-    newest = burst(7)
+    # The watch started at ``start``, reported the first burst and saved its position; the event was lost in
+    # the triggerer. What it saved (the cluster's connection: the same Norce, application and environment):
+    lost_through = burst(7)
+    identity = watch_identity(check_hook.config, check_hook.config.application_id)
+    lost_value = SavedPosition(lost_through, start, identity).to_json()
+    cluster.rest("POST", "/api/v2/variables", {"key": WATCH_VARIABLE, "value": lost_value})
+    cluster.rest("PATCH", f"/api/v2/dags/{DAG_ID}", {"is_paused": False})
+
+    newest = burst(5)  # the first event that reaches the database: (lost_through, newest], origin = start
     wait_until(f"the watch to report through {newest}", lambda: position(cluster) == newest, cluster)
     newest = burst(5)
     cluster.restart_triggerer()  # killed with the burst possibly unreported: nothing may be lost or doubled
@@ -154,6 +168,9 @@ def test_every_new_order_is_exported_exactly_once_across_a_triggerer_crash(event
     assert sorted(every) == expected, files  # each new order once, none before the start, none twice
     assert len(every) == len(set(every))
     assert min(every) > start
+    lost = [i for i in expected if i <= lost_through]
+    assert lost and set(lost) <= set(every)  # the lost first event's orders too
+    assert min(files).startswith(f"orders_{start:012d}_"), files  # the first file starts at the origin
     for name, ids in files.items():  # each file holds exactly its named range
         after, through = (int(part) for part in name[len("orders_") : -len(".jsonl")].split("_"))
         assert all(after < i <= through for i in ids), name
@@ -172,3 +189,4 @@ def test_every_new_order_is_exported_exactly_once_across_a_triggerer_crash(event
     except OSError as err:  # pragma: no cover - the log is ours
         raise ClusterError(str(err)) from None
     assert "Norce order watch" in triggerer_log or "Trigger fired event" in triggerer_log
+    assert "starts afresh" not in triggerer_log  # the saved identity was the watch's own

@@ -7,7 +7,7 @@ import asyncio
 import json
 
 import pytest
-from events_support import MemoryVariables, StoredTrigger, next_event, rebuild
+from events_support import MemoryVariables, StoredTrigger, next_event, rebuild, saved
 
 from airflow_provider_norce.triggers.orders import NorceNewOrdersTrigger, order_watcher, position_variable_for
 
@@ -67,12 +67,12 @@ def test_new_orders_fire_once_and_a_restart_resumes_from_the_saved_position(norc
         first = asyncio.ensure_future(next_event(events))
         while VAR not in fresh_store.values:  # the first start saves the newest order as the position
             await asyncio.sleep(0.01)
-        assert fresh_store.values[VAR] == str(mine[-1])
+        assert saved(fresh_store.values[VAR]) == (mine[-1], mine[-1])  # (position, origin)
         added = sim.add_orders(12)
         payloads.append((await first).payload)
         # The triggerer asks for the next event at once, which saves the position; then it is restarted.
         pending = asyncio.ensure_future(next_event(events))
-        while fresh_store.values[VAR] != str(payloads[0]["through"]):
+        while saved(fresh_store.values[VAR])[0] != payloads[0]["through"]:
             await asyncio.sleep(0.01)
         pending.cancel()
         await asyncio.gather(pending, return_exceptions=True)
@@ -90,8 +90,12 @@ def test_new_orders_fire_once_and_a_restart_resumes_from_the_saved_position(norc
     assert payloads[0]["through"] == max(i for i in new_mine if i in added)
     assert payloads[1]["after"] == payloads[0]["through"]  # no replay after the restart
     assert payloads[1]["through"] == max(new_mine)
+    assert payloads[0]["origin"] == payloads[1]["origin"] == mine[-1]  # the first start's, in every event
     # the second trigger was stopped right after its event, before saving: a restart would replay that range
-    assert [w[1] for w in fresh_store.writes] == [str(mine[-1]), str(payloads[0]["through"])]
+    assert [saved(w[1]) for w in fresh_store.writes] == [
+        (mine[-1], mine[-1]),
+        (payloads[0]["through"], mine[-1]),
+    ]
 
 
 @pytest.mark.norce_simulator(orders=50)
@@ -108,7 +112,7 @@ def test_a_stop_between_the_event_and_the_save_replays_the_range_never_skips_it(
         return payload
 
     first = asyncio.run(event_then_stop())
-    assert fresh_store.values[VAR] == "50"
+    assert saved(fresh_store.values[VAR]) == (50, 50)  # a plain integer: upgraded, not moved on
     again = asyncio.run(event_then_stop())
     assert (first["after"], first["through"]) == (again["after"], again["through"]) == (50, 53)
 
@@ -148,8 +152,52 @@ def test_a_saved_position_that_is_not_an_id_stops_with_the_variable_named(norce_
         events = StoredTrigger("norce_default", VAR, poll_interval=1).run()
         await next_event(events)
 
-    with pytest.raises(ValueError, match="Variable 'norce_order_watch__test' holds 'yesterday'"):
+    with pytest.raises(
+        ValueError,
+        match=r"Norce order watch 'norce_order_watch__test' \(Airflow Variable 'norce_order_watch__test'\): "
+        r"the Variable holds 'yesterday', which is not a position the watch saved .*delete the Variable",
+    ):
         asyncio.run(one())
+
+
+@pytest.mark.norce_simulator(orders=30)
+def test_the_variable_records_what_is_watched_and_another_tenants_position_is_not_used(
+    norce_simulator, fresh_store, capsys, caplog
+):
+    """The trigger's identity (from the connection as the triggerer reads it), saved with the position and
+    no secret; a saved identity that differs is warned about (naming the Variable and both) and replaced."""
+    sim = norce_simulator.sim
+    app = sim.application_id
+    newest = max(i + 1 for i in range(len(sim.orders)) if sim.orders.scan_row(i)["ApplicationId"] == app)
+    theirs = {"query_url": "https://other.api-se.norce.tech/commerce/query/2.0/", "application_id": app}
+    fresh_store.values[VAR] = json.dumps({"position": 3, "origin": 1, "identity": theirs})
+
+    async def until_saved() -> None:
+        events = StoredTrigger("norce_default", VAR, poll_interval=0.01).run()
+        pending = asyncio.ensure_future(next_event(events))
+        while not fresh_store.writes:
+            await asyncio.sleep(0.01)
+        pending.cancel()
+        await asyncio.gather(pending, return_exceptions=True)
+        await events.aclose()
+
+    asyncio.run(until_saved())
+    value = json.loads(fresh_store.values[VAR])
+    assert (value["position"], value["origin"]) == (newest, newest)
+    assert value["identity"] == {
+        "query_url": f"{sim.base_url}/commerce/query/2.0/",
+        "environment": "production",
+        "application_id": app,
+    }
+    assert sim.client_secret not in fresh_store.values[VAR]
+    # the trigger's WARNING line: printed by structlog (Airflow 3.3) or a logging record
+    printed = capsys.readouterr()
+    warned = [line for line in (printed.out + printed.err).splitlines() if "warning" in line.lower()]
+    warned += [r.getMessage() for r in caplog.records if r.levelname == "WARNING"]
+    assert any(
+        VAR in m and "other.api-se.norce.tech" in m and sim.base_url in m and "starts afresh" in m
+        for m in warned
+    ), warned
 
 
 @pytest.mark.norce_simulator(orders=10)
@@ -203,8 +251,9 @@ def test_the_position_goes_through_the_supervisors_variable_messages(monkeypatch
         await trigger.save_position(42)
         return before, await trigger.load_position()
 
-    assert asyncio.run(save_and_load()) == (None, 42)
-    assert supervisor.values == {VAR: "42"}
+    before, after = asyncio.run(save_and_load())
+    assert before is None and (after.position, after.origin) == (42, 42)
+    assert saved(supervisor.values[VAR]) == (42, 42)
     assert [type(m) for m in supervisor.sent] == [GetVariable, PutVariable, GetVariable, GetVariable]
 
 

@@ -109,14 +109,21 @@ class Airflow:
                 time.sleep(0.5)
         raise AssertionError("unreachable")
 
-    def variable(self) -> int | None:
+    def saved(self) -> dict | None:
+        """The Variable's value as the watch saved it (JSON: position, origin, identity)."""
         from cryptography.fernet import Fernet
 
         rows = self.query("select val, is_encrypted from variable where key = ?", VARIABLE)
         if not rows:
             return None
         value, encrypted = rows[0]
-        return int(Fernet(self.fernet_key.encode()).decrypt(value.encode()).decode() if encrypted else value)
+        text = Fernet(self.fernet_key.encode()).decrypt(value.encode()).decode() if encrypted else value
+        return dict(json.loads(text))
+
+    def variable(self) -> int | None:
+        """The position the watch saved."""
+        saved = self.saved()
+        return None if saved is None else int(saved["position"])
 
     def events(self) -> list[dict]:
         return [
@@ -188,6 +195,17 @@ def test_the_triggerer_keeps_the_position_in_a_variable_and_resumes_after_a_kill
 
     ranges = [(e["after"], e["through"]) for e in airflow.events()]
     assert ranges[0][0] == start and ranges[-1][1] == second, ranges
+    # the first start's position, saved before any event, is in every event (and stays in the Variable)
+    assert {e["origin"] for e in airflow.events()} == {start}
+    assert airflow.saved() == {
+        "position": second,
+        "origin": start,
+        "identity": {
+            "query_url": f"{sim.base_url}/commerce/query/2.0/",
+            "environment": "production",
+            "application_id": sim.application_id,
+        },
+    }
     for earlier, later in itertools.pairwise(ranges):
         # contiguous: the next range starts where the last one ended, or it is that range again (a replay)
         assert later[0] == earlier[1] or later == earlier, ranges

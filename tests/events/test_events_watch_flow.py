@@ -7,7 +7,7 @@ import json
 from urllib.parse import parse_qs, urlsplit
 
 import pytest
-from events_support import run_watch
+from events_support import run_watch, saved
 
 from airflow_provider_norce.query.order_watch import WatchSettings, newest_params, read_newest
 
@@ -74,20 +74,24 @@ def test_first_start_begins_after_the_newest_order_then_fires_once_per_new_range
         "watch": WATCH,
         "after": 120,
         "through": 125,
+        "origin": 120,
         "newest_created": "2026-12-01T10:00:00Z",
         "application_id": 42,
     }
-    assert store == {WATCH: 131}
+    assert saved(store[WATCH]) == (131, 120)  # (position, origin)
     assert all(r.headers["Authorization"] == "Bearer tok" for r in route.request_history)
 
 
 def test_a_saved_position_is_kept_and_start_after_only_applies_without_one(requests_mock, mock_hook):
-    route = requests_mock.get(ORDERS, [page(), page(7)])
+    route = requests_mock.get(ORDERS, [page(5), page(), page(7)])
     store = {WATCH: 5}
     events = run_watch(
         settings(start_after=1), lambda p: mock_hook.run_json(ORDERS, params=p), store, rounds=2
     )
-    assert [q["$filter"] for q in queries(route)] == ["ApplicationId eq 42 and Id gt 5"] * 2
+    assert [q["$filter"] for q in queries(route)] == [
+        "ApplicationId eq 42",  # the start's check that the position is not ahead of the newest order
+        *["ApplicationId eq 42 and Id gt 5"] * 2,
+    ]
     assert [(e["after"], e["through"]) for e in events] == [(5, 7)]
 
     route = requests_mock.get(ORDERS, [page(3)])
@@ -102,7 +106,7 @@ def test_a_saved_position_is_kept_and_start_after_only_applies_without_one(reque
 
 
 def test_settle_delay_reports_only_orders_created_long_enough_ago(requests_mock, mock_hook):
-    route = requests_mock.get(ORDERS, [page(), page()])
+    route = requests_mock.get(ORDERS, [page(9), page()])
     store = {WATCH: 9}
     now = 1_800_000_000.0  # 2027-01-15T08:00:00Z
     run_watch(
@@ -112,7 +116,7 @@ def test_settle_delay_reports_only_orders_created_long_enough_ago(requests_mock,
         rounds=1,
         now=lambda: now,
     )
-    assert queries(route)[0]["$filter"] == (
+    assert queries(route)[1]["$filter"] == (
         "ApplicationId eq 42 and Id gt 9 and Created le 2027-01-15T07:58:00Z and (StatusId ne 6)"
     )
 
@@ -123,13 +127,14 @@ def test_429_and_5xx_are_retried_by_the_connections_policy_before_the_flow_sees_
     route = requests_mock.get(
         ORDERS,
         [
+            page(10),
             {"status_code": 429, "headers": {"Retry-After": "0"}, "json": {}},
             {"status_code": 503, "json": {}},
             page(12),
         ],
     )
     events = run_watch(settings(), lambda p: mock_hook.run_json(ORDERS, params=p), {WATCH: 10}, rounds=1)
-    assert len(route.request_history) == 3
+    assert len(route.request_history) == 4
     assert len(mock_hook.test_clock.sleeps) == 2  # one wait per retried answer
     assert [(e["after"], e["through"]) for e in events] == [(10, 12)]
 
@@ -140,7 +145,7 @@ def test_a_failed_poll_waits_a_round_and_a_failed_position_read_stops_the_watch(
     from airflow_provider_norce.flows import drive
     from airflow_provider_norce.query.order_watch import Failed, LoadPosition, ReadNewest, Sleep, watch_flow
 
-    answers = iter([Failed("NorceAPIError: 500"), {"value": [{"Id": 4}]}])
+    answers = iter([{"value": [{"Id": 2}]}, Failed("NorceAPIError: 500"), {"value": [{"Id": 4}]}])
     seen: list[object] = []
 
     def do(step):
