@@ -255,8 +255,10 @@ class NorceQueryExportOperator(BaseOperator):
         from airflow_provider_norce.query.concurrent import read_pages
 
         key = self._known_key()
-        if key and select and key not in select:
-            key = None  # not in the rows: not checked (the record says so)
+        # the key is asked for even when not selected (and left out of the rows), so every row is checked
+        strip_key = bool(key and select and key not in select)
+        if strip_key:
+            params = {**params, "$select": ",".join([*(select or ()), str(key)])}
         pages = 0
 
         def counted(rows: list[dict[str, Any]]) -> None:
@@ -266,7 +268,9 @@ class NorceQueryExportOperator(BaseOperator):
 
         with atomic_output(self.destination) as stream:
             writer = make_writer(file_format, stream, _columns(select, self.expand))
-            seen = read_pages(hook, endpoint, params, key, f"Task {self.task_id!r}", counted, writer)
+            seen = read_pages(
+                hook, endpoint, params, key, f"Task {self.task_id!r}", counted, writer, strip_key=strip_key
+            )
         return ExportRecord(writer.rows, pages, NEXT_LINK, key, seen.first, seen.last)
 
     def _known_key(self) -> str | None:

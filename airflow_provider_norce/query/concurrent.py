@@ -26,7 +26,6 @@ ranges at once fills it. The rules:
 from __future__ import annotations
 
 import concurrent.futures
-import json
 import logging
 import threading
 import time
@@ -241,17 +240,26 @@ class SlicedExport:
             self._write_page(JsonLinesWriter(part), rows)  # type: ignore[arg-type]
             part.rows = len(rows)
             part.keys(keys)
-        self.log.info(
-            "%s: %d slices of about %d %s values each (%s %d and above), %d at a time; staging in %s",
-            self.where,
-            plan.count,
-            plan.width,
-            self.key,
-            self.key,
-            plan.low,
-            self.concurrency,
-            self.staging,
-        )
+        if self.concurrency > 1:
+            self.log.info(
+                "%s: %d slices of about %d %s values each (%s %d and above), %d at a time; staging in %s",
+                self.where,
+                plan.count,
+                plan.width,
+                self.key,
+                self.key,
+                plan.low,
+                self.concurrency,
+                self.staging,
+            )
+        else:
+            self.log.info(
+                "%s: reading %s %d and above by keyset, one page at a time; staging in %s",
+                self.where,
+                self.key,
+                plan.low,
+                self.staging,
+            )
         return plan
 
     # -- reading ----------------------------------------------------------------------------------
@@ -333,8 +341,8 @@ class SlicedExport:
             return sum(self.staging.copy_part(part, stream) for part in parts)
         writer = make_writer(self.file_format, stream, self.columns)
         for part in parts:
-            for line in self.staging.lines(part):
-                writer.write_rows((json.loads(line),))
+            for row in self.staging.rows(part):
+                writer.write_rows((row,))
         writer.close()
         return writer.rows
 

@@ -27,6 +27,8 @@ a last key that is too low (or rows added since) costs speed, never rows.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import math
 import uuid
 from dataclasses import asdict, dataclass, field
@@ -42,8 +44,8 @@ if TYPE_CHECKING:
 SLICES_PER_WORKER = 4
 
 #: ``plan.json`` layout version; a plan of another version is not resumed but made afresh.
-#: 2: the last range is open above, and the plan has an id its parts carry.
-PLAN_VERSION = 2
+#: 3 (0.2): the last range is open above, the plan has an id its parts carry and a checksum of its fields.
+PLAN_VERSION = 3
 
 
 @dataclass(frozen=True)
@@ -94,13 +96,21 @@ class SlicePlan:
         return ranges
 
     def to_json(self) -> dict[str, Any]:
-        return asdict(self)
+        data = asdict(self)
+        return {**data, "checksum": _checksum(data)}
 
     @classmethod
     def from_json(cls, data: Any, fingerprint: str) -> SlicePlan | None:
-        """The plan a previous try stored, or ``None`` when it belongs to another export or version."""
+        """The plan a previous try stored, or ``None`` when it belongs to another export or version, or
+        was altered: a plan changed into another valid one (a width, a bound) would adopt parts cut by
+        other ranges, so its checksum must match its fields."""
+        if not isinstance(data, dict):
+            return None
+        fields = {name: value for name, value in data.items() if name != "checksum"}
+        if data.get("checksum") != _checksum(fields):
+            return None
         try:
-            plan = cls(**data)
+            plan = cls(**fields)
         except TypeError:
             return None
         valid = (
@@ -116,6 +126,11 @@ class SlicePlan:
             and plan.width > 0
         )
         return plan if valid else None
+
+
+def _checksum(fields: dict[str, Any]) -> str:
+    text = json.dumps(fields, sort_keys=True, separators=(",", ":"), default=str)
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:16]
 
 
 def plan_slices(

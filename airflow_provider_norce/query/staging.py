@@ -9,7 +9,7 @@ version and outside Airflow (a script, a benchmark).
 Layout, for ``/exports/orders.jsonl``::
 
     /exports/.orders.jsonl.norce-slices-<16 hex of the export's fingerprint>/
-        plan.json     the key ranges and the plan's id (written once, before any slice)
+        plan.json     the key ranges, the plan's id and their checksum (written once, before any slice)
         slice-00003.<plan id>.<rows>.<first key>.<last key>.<crc32>.jsonl
                       one JSON-lines part per finished slice, committed by one rename
 
@@ -39,7 +39,7 @@ from airflow_provider_norce.query.slices import SlicePlan
 from airflow_provider_norce.storage import fs_and_path, is_remote
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Generator, Iterator
 
 PLAN_FILE = "plan.json"
 FOLDER_MARK = ".norce-slices-"
@@ -221,7 +221,7 @@ class Staging:
         """Append a part to ``out`` in large chunks (never a part in memory), checking it as it goes; its
         rows. A part whose content does not match its name is removed and raises :class:`StagingError`."""
         lines, crc = 0, 0
-        with self._open(self.child(part.name)) as handle:
+        with self._open_part(part) as handle:
             while chunk := handle.read(_CHUNK):
                 lines += chunk.count(b"\n")
                 crc = zlib.crc32(chunk, crc)
@@ -229,15 +229,34 @@ class Staging:
         self._check(part, lines, crc)
         return lines
 
-    def lines(self, part: Part) -> Iterator[bytes]:
+    def lines(self, part: Part) -> Generator[bytes, None, None]:
         """The part's lines, checked as :meth:`copy_part` checks them (the check ends the iteration)."""
         lines, crc = 0, 0
-        with self._open(self.child(part.name)) as handle:
+        with self._open_part(part) as handle:
             for line in handle:
                 lines += line.endswith(b"\n")
                 crc = zlib.crc32(line, crc)
                 yield line
         self._check(part, lines, crc)
+
+    def rows(self, part: Part) -> Iterator[dict[str, Any]]:
+        """The part's rows, checked as :meth:`lines` checks them; a line that is not a JSON object (the part
+        was cut or altered) is caught here, before the check at its end: the part is removed and
+        :class:`StagingError` raised, as for any other change."""
+        lines = self.lines(part)
+        for number, line in enumerate(lines, 1):
+            try:
+                row = json.loads(line)
+            except ValueError:
+                row = None
+            if not isinstance(row, dict):
+                lines.close()
+                self._remove_file(part.name)
+                raise StagingError(
+                    f"the staged part {part.name} in {self} changed after it was written (its line {number} "
+                    "is not a JSON object); it was removed, and the retry reads that slice again"
+                )
+            yield row
 
     def remove(self) -> None:
         """Delete the folder; a failure only leaves it behind (the export itself is complete)."""
@@ -273,6 +292,20 @@ class Staging:
             )
 
     # -- storage ----------------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def _open_part(self, part: Part) -> Iterator[IO[bytes]]:
+        """A part to join; one that vanished since it was listed is a :class:`StagingError`, not a bare
+        ``FileNotFoundError`` (the retry reads its slice again)."""
+        with contextlib.ExitStack() as stack:
+            try:
+                handle = stack.enter_context(self._open(self.child(part.name)))
+            except FileNotFoundError:
+                raise StagingError(
+                    f"the staged part {part.name} in {self} vanished before it was joined; the retry reads "
+                    "that slice again"
+                ) from None
+            yield handle
+
     def _names(self) -> list[str]:
         try:
             if self.remote:
