@@ -4,8 +4,13 @@ The simulator runs in its own process with ``--orders`` orders (default 1,000,00
 (default 0.1) added to every request, as a Norce tenant reached over the internet is. Every order of November
 2026 is exported to a JSON-lines file twice, each in a fresh child process (so each peak RSS is its own):
 
-* **baseline**: ``max_concurrency=1``, the sequential export that follows ``@odata.nextLink``;
+* **baseline**: ``max_concurrency=1``, the sequential export (one keyset page at a time since 0.2);
 * **result**: the operator's default ``max_concurrency`` (key-range slices fetched concurrently).
+
+``--unchecked-tree DIR`` also runs the default export with the package imported from ``DIR``, a checkout of an
+earlier version (e.g. ``git worktree add /tmp/norce-0.2-unchecked 750addc``, before the export checked every
+answer and staged part), and reports ``checks_cost``: this version's time over that one's, minus 1 (target
+at most 3 %). The two runs alternate (``--repeat`` pairs, default 2) so a drifting machine hits both alike.
 
 Both files must be byte-identical (sha256). The target: the default at least 4x as fast, its peak RSS within
 10 % of the sequential export's. ``--concurrency-sweep 2,4,8,16`` also measures those values, which is how the
@@ -66,13 +71,23 @@ def last_json_line(stdout: str) -> dict[str, Any]:
     return json.loads([line for line in stdout.splitlines() if line.startswith("{")][-1])
 
 
-def export(base: str, out: Path, max_concurrency: int | None = None, slice_rows: int | None = None) -> dict:
-    """One export in a fresh process; its rows/s, seconds, peak RSS and the file's sha256."""
+def export(
+    base: str,
+    out: Path,
+    max_concurrency: int | None = None,
+    slice_rows: int | None = None,
+    package_tree: str | None = None,
+) -> dict:
+    """One export in a fresh process; its rows/s, seconds, peak RSS and the file's sha256. With
+    ``package_tree``, the provider is imported from that checkout instead of this one."""
+    env = task_env(base)
+    if package_tree:
+        env["PYTHONPATH"] = package_tree
     done = subprocess.run(
         task_command(out, max_concurrency, slice_rows),
         capture_output=True,
         text=True,
-        env=task_env(base),
+        env=env,
         timeout=1800,
     )
     if done.returncode != 0:
@@ -110,6 +125,8 @@ def main() -> None:
     parser.add_argument(
         "--concurrency-sweep", default="", help="also export with these max_concurrency values, e.g. 2,4,8,16"
     )
+    parser.add_argument("--unchecked-tree", default="", help="a checkout of the version before the checks")
+    parser.add_argument("--repeat", type=int, default=2, help="pairs of default runs with --unchecked-tree")
     args = parser.parse_args()
     sweep = [int(value) for value in args.concurrency_sweep.split(",") if value.strip()]
     with (
@@ -118,6 +135,13 @@ def main() -> None:
     ):
         sequential = export(base, Path(tmp) / "sequential.jsonl", max_concurrency=1)
         default = export(base, Path(tmp) / "default.jsonl")
+        pairs = []
+        for number in range(args.repeat if args.unchecked_tree else 0):
+            unchecked = export(
+                base, Path(tmp) / f"unchecked-{number}.jsonl", package_tree=args.unchecked_tree
+            )
+            checked = export(base, Path(tmp) / f"checked-{number}.jsonl")
+            pairs.append((unchecked, checked))
         swept = {}
         for value in sweep:
             swept[str(value)] = export(base, Path(tmp) / f"concurrency-{value}.jsonl", max_concurrency=value)
@@ -134,6 +158,15 @@ def main() -> None:
         "rss_ratio": round(rss_ratio, 3),
         "identical": identical,
     }
+    if pairs:
+        unchecked_s = sum(pair[0]["seconds"] for pair in pairs)
+        checked_s = sum(pair[1]["seconds"] for pair in pairs)
+        figures["unchecked_default_s"] = [pair[0]["seconds"] for pair in pairs]
+        figures["checked_default_s"] = [pair[1]["seconds"] for pair in pairs]
+        figures["checks_cost"] = round(checked_s / unchecked_s - 1, 4)
+        figures["checks_identical"] = all(
+            pair[0]["sha256"] == sequential["sha256"] == pair[1]["sha256"] for pair in pairs
+        )
     if swept:
         figures["sweep"] = {
             value: {**run, "speedup": round(run["rows_per_s"] / sequential["rows_per_s"], 2)}
