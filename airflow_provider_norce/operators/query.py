@@ -76,10 +76,12 @@ class NorceQueryExportOperator(BaseOperator):
     :param max_concurrency: Query requests in flight at once (default 8, measured: see the docs'
         benchmarks). Above 1 the window is cut into key ranges of ``slice_key`` read concurrently with one
         token, into the same file a sequential export writes (:mod:`airflow_provider_norce.query.concurrent`);
-        a 429 halves it for a while. ``1`` reads one page after another, following ``@odata.nextLink``.
-        A user ``orderby`` other than ``slice_key`` also reads sequentially (slices are joined in key order).
+        a 429 halves it for a while. ``1`` reads one keyset page after another (``Id gt <last>``). Every
+        answer the key ranges rely on is checked; one that does not hold switches to Norce's
+        ``@odata.nextLink`` pages with a warning (:mod:`airflow_provider_norce.query.slices`). A user
+        ``orderby`` other than ``slice_key`` follows the nextLink too (slices are joined in key order).
     :param slice_key: the integer key the window is cut by. Default: ``Id`` for ``Orders/Orders`` and
-        ``Products/Products`` (integer keys in Norce's contracts); other sets are read sequentially unless
+        ``Products/Products`` (integer keys in Norce's contracts); other sets follow the nextLink unless
         one is named here.
     :param slice_rows: about how many rows one slice holds. A killed try's retry reads again at most the
         slices that were in flight, so this bounds the rows read twice.
@@ -89,7 +91,10 @@ class NorceQueryExportOperator(BaseOperator):
         Only with the default window, not with ``filter``.
 
     Pass ``outlets=[Asset("file:///exports/orders")]`` so downstream DAGs are scheduled on the export.
-    Returns ``{"path": destination, "rows": n, "pages": k}`` (``pages`` read by this try).
+    Returns ``{"path": destination, "rows": n, "pages": k, "completeness": {...}}`` (``pages`` read by this try;
+    ``completeness``: how the rows were read, the key range written, any fallback:
+    :class:`~airflow_provider_norce.query.completeness.ExportRecord`). One export of a local destination runs
+    at a time (:mod:`airflow_provider_norce.query.destination_lock`).
     """
 
     template_fields: Sequence[str] = (
