@@ -39,6 +39,7 @@ from urllib.parse import urlsplit
 
 from airflow_provider_norce.arguments import bool_word
 from airflow_provider_norce.exceptions import NorceConnectionConfigError
+from airflow_provider_norce.redaction import strip_userinfo
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
@@ -382,7 +383,8 @@ def _visible_ascii(text: str) -> bool:
 
 
 def _redacted(url: str) -> str:
-    """``url`` with any ``user:password@`` replaced, for an error message."""
+    """``url`` with any ``user:password@`` replaced, for an error message (also a password holding ``/``,
+    which ``urlsplit`` leaves in the path: ``https://user:pa/ss@host``)."""
     try:
         parts = urlsplit(url)
     except ValueError:
@@ -390,7 +392,7 @@ def _redacted(url: str) -> str:
     netloc = parts.netloc
     if "@" in netloc:
         netloc = "***@" + netloc.rsplit("@", 1)[1]
-    return f"{parts.scheme}://{netloc}{parts.path}" if parts.scheme else "(a URL)"
+    return strip_userinfo(f"{parts.scheme}://{netloc}{parts.path}") if parts.scheme else "(a URL)"
 
 
 def _json_kind(value: Any) -> str:
@@ -452,8 +454,7 @@ def _extras(conn: Any, conn_id: str) -> tuple[dict[str, Any], dict[str, str]]:
             "extra",
             f'must be a JSON object such as {{"environment": "stage"}}, not {_json_kind(raw)}; fix the Extra field',
         )
-    prefix = "extra__norce__"
-    extras = {(k[len(prefix) :] if k.startswith(prefix) else k): v for k, v in raw.items()}
+    extras = _unprefixed(raw, conn_id)
     given_as: dict[str, str] = {}
     for old, new in RENAMED_EXTRAS.items():
         if old not in extras:
@@ -489,6 +490,37 @@ def _extras(conn: Any, conn_id: str) -> tuple[dict[str, Any], dict[str, str]]:
                 "holds only whitespace; remove it to use the default, or give a value",
             )
     return extras, given_as
+
+
+#: The prefix Airflow 2's connection form gave every extra of a provider (``extra__norce__auth_url``).
+LEGACY_PREFIX = "extra__norce__"
+
+
+def _unprefixed(raw: Mapping[str, Any], conn_id: str) -> dict[str, Any]:
+    """The extras under their names without :data:`LEGACY_PREFIX`; both spellings of one extra with different
+    values are refused, naming both keys.
+
+    Why: which one won depended on the order of the keys in the JSON, so where the client secret was posted
+    (``auth_url``), or which Redis kept the tokens, could change with a re-saved connection. Equal values, or
+    one of them unset (null or empty, as the form saves an emptied field), are read as one.
+    """
+    extras: dict[str, Any] = {}
+    keys: dict[str, str] = {}
+    for key, value in raw.items():
+        name = key[len(LEGACY_PREFIX) :] if key.startswith(LEGACY_PREFIX) else key
+        if name not in extras or _unset(extras[name]):
+            extras[name], keys[name] = value, key
+            continue
+        if _unset(value) or value == extras[name]:
+            continue
+        first, second = sorted((keys[name], key), key=len)
+        raise NorceConnectionConfigError(
+            conn_id,
+            name,
+            f"is given twice with different values: as {first!r} and as {second!r}, and which one is meant "
+            f"cannot be known; keep only {name!r}",
+        )
+    return extras
 
 
 def _unset(value: Any) -> bool:

@@ -23,13 +23,18 @@ is ``{scheme}://{bucket}`` with the object key as name.
 
 from __future__ import annotations
 
+import logging
 import os
 import re
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
+from airflow_provider_norce.redaction import UnseparableCredentials, split_authority
+
 if TYPE_CHECKING:
     from airflow_provider_norce.connection import NorceConnectionConfig
+
+log = logging.getLogger(__name__)
 
 #: The namespace scheme of every Norce dataset.
 NORCE_SCHEME = "norce"
@@ -129,7 +134,11 @@ def file_dataset(location: Any) -> tuple[str, str]:
     A local path (``str`` or ``os.PathLike``) is ``("file", absolute path)``; ``file:///x`` is
     ``("file", "/x")`` and ``file://host/x`` ``("file://host", "/x")``; an object-storage URI or an
     ``ObjectStoragePath`` is ``("{scheme}://{bucket}", key)``, the Airflow connection id of
-    ``s3://conn_id@bucket/key`` left out (it names credentials, not data).
+    ``s3://conn_id@bucket/key`` left out (it names credentials, not data), and so is any
+    ``user:password@``, also one whose password holds ``/`` (``s3://KEY:SE/CRET@bucket/key``, which
+    ``urlsplit`` cuts at the ``/``). Raises :class:`~airflow_provider_norce.redaction.UnseparableCredentials`
+    (a ``ValueError`` naming nothing of the location) when the credentials cannot be told apart from the
+    bucket and key: the builders then leave the file out of the lineage.
     """
     if isinstance(location, str):
         text = location
@@ -139,12 +148,30 @@ def file_dataset(location: Any) -> tuple[str, str]:
         text = os.fspath(location)
     if "://" not in text:
         return "file", os.path.abspath(text)
-    parts = urlsplit(text)
-    scheme = _SCHEME_ALIASES.get(parts.scheme.lower(), parts.scheme.lower())
-    authority = parts.netloc.rpartition("@")[2]
+    scheme_text, _, rest = text.partition("://")
+    scheme = _SCHEME_ALIASES.get(scheme_text.lower(), scheme_text.lower())
+    authority, tail = split_authority(rest)
+    path = re.split(r"[?#]", tail, maxsplit=1)[0]  # a query or fragment is not part of the name (as before)
     if scheme == "file":
-        return (f"file://{authority}" if authority else "file"), parts.path or "/"
-    return f"{scheme}://{authority}", parts.path.lstrip("/")
+        return (f"file://{authority}" if authority else "file"), path or "/"
+    return f"{scheme}://{authority}", path.lstrip("/")
+
+
+def _file_dataset_or_none(location: Any, operator: Any, role: str) -> tuple[str, str] | None:
+    """:func:`file_dataset`, or ``None`` with a warning (that shows nothing of the location) when its
+    credentials cannot be separated from it."""
+    try:
+        return file_dataset(location)
+    except UnseparableCredentials as err:
+        log.warning(
+            "Norce lineage: the %s of task %r is a URI with credentials that cannot be told apart from its "
+            "bucket and path (%s); it is left out of the lineage. Put the credentials in an Airflow connection "
+            "(s3://conn_id@bucket/key) instead of the URI",
+            role,
+            getattr(operator, "task_id", None),
+            err,
+        )
+        return None
 
 
 # -- building what the OpenLineage provider emits ----------------------------------------------------
@@ -164,7 +191,10 @@ def export_lineage(operator: Any, task_instance: Any = None) -> Any:
         name=query_dataset_name(operator.entity),
         facets=_schema(facets, select),
     )
-    namespace, name = file_dataset(operator.destination)
+    named = _file_dataset_or_none(operator.destination, operator, "destination")
+    if named is None:
+        return _operator_lineage(inputs=[norce])
+    namespace, name = named
     output_facets: dict[str, Any] = {}
     result = getattr(operator, "_exported", None) if task_instance is not None else None
     if isinstance(result, dict) and isinstance(result.get("rows"), int):
@@ -187,8 +217,9 @@ def import_lineage(operator: Any, task_instance: Any = None) -> Any:
     namespace = connection_namespace(operator.norce_conn_id)
     inputs = []
     if operator.items_path not in (None, ""):
-        file_namespace, file_name = file_dataset(operator.items_path)
-        inputs.append(facets.Dataset(namespace=file_namespace, name=file_name))
+        named = _file_dataset_or_none(operator.items_path, operator, "items_path")
+        if named is not None:
+            inputs.append(facets.Dataset(namespace=named[0], name=named[1]))
     done = task_instance is not None
     job_ids = getattr(operator, "_posted_job_ids", None) if done else None
     summary = getattr(operator, "_jobs_summary", None) if done else None

@@ -50,6 +50,7 @@ from airflow_provider_norce.tokens.cache import (
     SharedTokenStore,
     Token,
     TokenCache,
+    scope_memo_key,
     token_key,
 )
 
@@ -179,13 +180,19 @@ class NorceHook(BaseHook):
             key = self._token_keys[scope] = token_key(c.token_url, c.client_id, scope, c.client_secret)
         return key
 
+    @cached_property
+    def _scope_memo_key(self) -> tuple[str, ...]:
+        """This connection's key in :data:`WORKING_SCOPES`: never shared with another environment or scope."""
+        c = self.config
+        return scope_memo_key(c.token_url, c.client_id, c.platform, c.environment, c.scope)
+
     @property
     def scope(self) -> str:
         """The scope tokens are asked for: the connection's, or the spelling found to work in this process."""
         config = self.config
         if config.scope_explicit:
             return config.scope
-        return WORKING_SCOPES.get(config.token_url, config.client_id) or config.scope
+        return WORKING_SCOPES.get(self._scope_memo_key) or config.scope
 
     def invalidate_token(self, access_token: str) -> None:
         """Drop a token Norce refused (401), in this process and in the shared store."""
@@ -205,7 +212,7 @@ class NorceHook(BaseHook):
         limiter). The spelling that worked is remembered in :data:`WORKING_SCOPES` for the process.
         """
         config = self.config
-        if config.scope_explicit or WORKING_SCOPES.get(config.token_url, config.client_id) is not None:
+        if config.scope_explicit or WORKING_SCOPES.get(self._scope_memo_key) is not None:
             return self._token_for(self.scope, force)
         first = config.scope
         second = config.fallback_scope(first)
@@ -214,12 +221,12 @@ class NorceHook(BaseHook):
             for candidate in candidates:  # memory first: a warm process never builds the shared store
                 found = self.token_cache.peek(self._key_for(candidate))
                 if found is not None:
-                    WORKING_SCOPES.remember(config.token_url, config.client_id, candidate)
+                    WORKING_SCOPES.remember(self._scope_memo_key, candidate)
                     return self._handed_out(found)
             for candidate in candidates:
                 found = self.token_cache.find(self._key_for(candidate), self.shared_store)
                 if found is not None:
-                    WORKING_SCOPES.remember(config.token_url, config.client_id, candidate)
+                    WORKING_SCOPES.remember(self._scope_memo_key, candidate)
                     return self._handed_out(found)
         try:
             token = self._token_for(first, force)
@@ -228,7 +235,7 @@ class NorceHook(BaseHook):
                 raise
             token = self._token_with_fallback(first, second, force)
         else:
-            WORKING_SCOPES.remember(config.token_url, config.client_id, first)
+            WORKING_SCOPES.remember(self._scope_memo_key, first)
         return token
 
     def _token_with_fallback(self, refused: str, second: str, force: bool) -> Token:
@@ -248,7 +255,7 @@ class NorceHook(BaseHook):
                 error="invalid_scope",
                 status_code=err.status_code,
             ) from None
-        WORKING_SCOPES.remember(config.token_url, config.client_id, second)
+        WORKING_SCOPES.remember(self._scope_memo_key, second)
         log.warning(
             "Norce connection %r: the token endpoint refused scope %r (invalid_scope) and accepted %r; "
             "set the connection's extra 'scope' to %r so no request is spent on the other spelling",

@@ -87,6 +87,17 @@ def token_key(token_url: str, client_id: str, scope: str, client_secret: str) ->
     return hashlib.sha256(material.encode()).hexdigest()
 
 
+def scope_memo_key(
+    token_url: str, client_id: str, platform: str, environment: str, default_scope: str
+) -> tuple[str, ...]:
+    """The :class:`ScopeMemo` key of a connection: everything that makes its token a different one.
+
+    A spelling remembered under it is only ever one of ``default_scope``'s own spellings, for this
+    environment; never another environment's scope.
+    """
+    return (token_url, client_id, platform, environment, default_scope)
+
+
 class BadTokenAnswer(ValueError):
     """A 200 token answer without a usable bearer token; the text says what was wrong, never the token."""
 
@@ -380,23 +391,29 @@ class TokenCache:
 
 
 class ScopeMemo:
-    """The scope spelling that worked, per token URL and client id, for connections that leave ``scope`` unset.
+    """The scope spelling that worked, for connections that leave ``scope`` unset.
 
     Why: Norce's production scope is spelled ``prod`` on its newest page and ``production`` on older ones
     (``identity.json scope_spellings``). The first token request of a process finds out which one this
     tenant takes; every later request of the process asks with that one directly.
+
+    Kept by :func:`scope_memo_key`: token URL, client id, platform, environment and the connection's default
+    scope. Why all of them: Storm has one token URL for every environment (the scope picks it), and Commerce
+    connections may share an ``auth_url``; a memo keyed by token URL and client id alone handed a production
+    connection's ``production`` to the stage connection of the same client, which then asked for, and sent,
+    a production token.
     """
 
     def __init__(self) -> None:
-        self._scopes: dict[tuple[str, str], str] = {}
+        self._scopes: dict[tuple[str, ...], str] = {}
         self._lock = threading.Lock()
 
-    def get(self, token_url: str, client_id: str) -> str | None:
-        return self._scopes.get((token_url, client_id))
+    def get(self, key: tuple[str, ...]) -> str | None:
+        return self._scopes.get(key)
 
-    def remember(self, token_url: str, client_id: str, scope: str) -> None:
+    def remember(self, key: tuple[str, ...], scope: str) -> None:
         with self._lock:
-            self._scopes[(token_url, client_id)] = scope
+            self._scopes[key] = scope
 
     def clear(self) -> None:
         with self._lock:

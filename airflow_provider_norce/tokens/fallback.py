@@ -20,6 +20,7 @@ import time
 from contextlib import contextmanager
 from typing import TYPE_CHECKING, Any, TypeVar
 
+from airflow_provider_norce.redaction import strip_userinfo
 from airflow_provider_norce.tokens.cache import TokenRequestLimiter
 
 if TYPE_CHECKING:
@@ -76,8 +77,8 @@ class FallbackTokenStore:
         self.primary = primary
         self._fallback = fallback
         self._is_outage = is_outage
-        self.where = where
-        self.advice = advice
+        self.where = strip_userinfo(where)
+        self.advice = strip_userinfo(advice)
         self.cooldown = cooldown
         self.clock = clock
         self._down_until: float | None = None
@@ -215,5 +216,7 @@ if hasattr(os, "register_at_fork"):
 
 
 def _short(err: BaseException) -> str:
-    text = " ".join(str(err).split())
+    """The error's text for the warning, without any ``user:password@`` (redis-py names the host it could not
+    reach, and a host field may hold a whole URL with its password)."""
+    text = strip_userinfo(" ".join(str(err).split()))
     return text[:300] if text else "no details"

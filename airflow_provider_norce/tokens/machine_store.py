@@ -362,9 +362,13 @@ class FileTokenStore:
         return self._path(key, ".token")
 
     def _read_private(self, path: Path) -> bytes | None:
-        """The bytes of ``path`` if it is our own private regular file; anything else is removed."""
+        """The bytes of ``path`` if it is our own private regular file; anything else is removed.
+
+        Opened non-blocking: opening a FIFO planted in a file's place for reading would otherwise wait
+        for a writer forever (the task hangs); it is refused by :func:`trusted_file` before any read.
+        """
         try:
-            fd = os.open(path, os.O_RDONLY | _OPEN_FLAGS)
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK | _OPEN_FLAGS)
         except FileNotFoundError:
             return None
         except OSError as err:
@@ -386,6 +390,7 @@ class FileTokenStore:
                 )
                 self._remove(path)
                 return None
+            os.set_blocking(fd, True)  # a regular file of ours: read it as any other
             return os.read(fd, MAX_FILE_BYTES + 1)
         except OSError:
             return None
@@ -432,7 +437,8 @@ class FileTokenStore:
         deadline = time.monotonic() + self.lock_timeout
         for _ in range(8):  # a bad lock file is replaced; one that keeps coming back is given up on
             try:
-                fd = os.open(path, os.O_RDWR | os.O_CREAT | _OPEN_FLAGS, 0o600)
+                # Non-blocking: a FIFO or device in the lock's place must never block the open.
+                fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_NONBLOCK | _OPEN_FLAGS, 0o600)
             except OSError as err:
                 if err.errno in (errno.ELOOP, errno.EISDIR):  # a symlink or a directory in the lock's place
                     self._remove(path)
@@ -445,6 +451,7 @@ class FileTokenStore:
                     self._warn_once(f"untrusted:{path}", "Norce token store: replacing untrusted %s", path)
                     self._remove(path)
                     continue
+                os.set_blocking(fd, True)
                 if not self._flock(fd, path, deadline, settled):
                     os.close(fd)
                     return None

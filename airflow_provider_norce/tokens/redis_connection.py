@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_norce.exceptions import NorceConnectionConfigError
+from airflow_provider_norce.redaction import strip_userinfo, userinfo_secrets
 
 if TYPE_CHECKING:
     import redis
@@ -28,12 +29,19 @@ FIELD = "auth_cache_conn_id"
 
 @dataclass(frozen=True)
 class RedisTarget:
-    """Where the token store's Redis is, for a client and for messages (never holds the password)."""
+    """Where the token store's Redis is, for messages (never holds the password).
+
+    ``host`` is the host field as shown: a URL typed into it (``redis://:PW@host:6379/0``) keeps its
+    shape, without its ``user:password@`` (:func:`~airflow_provider_norce.redaction.strip_userinfo`).
+    """
 
     conn_id: str
     host: str
     port: int
     db: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "host", strip_userinfo(self.host))
 
     def __str__(self) -> str:
         return f"connection {self.conn_id!r} ({self.host}:{self.port}/{self.db})"
@@ -51,8 +59,10 @@ def redis_client(
 
     def fail(problem: str) -> NorceConnectionConfigError:
         return NorceConnectionConfigError(
-            norce_conn_id, FIELD, f"the Redis connection {redis_conn_id!r} {problem}"
+            norce_conn_id, FIELD, strip_userinfo(f"the Redis connection {redis_conn_id!r} {problem}")
         )
+
+    _mask_url_passwords(conn, extra)
 
     conn_type = (getattr(conn, "conn_type", None) or "redis").lower()
     if conn_type not in ("redis", "rediss"):
@@ -85,6 +95,22 @@ def redis_client(
         **ssl,
     )
     return client, RedisTarget(redis_conn_id, host, port, db)
+
+
+def _mask_url_passwords(conn: Any, extra: dict[str, Any]) -> None:
+    """Register with Airflow's masker every password of a URL in the host field or a text extra.
+
+    Why: a host field holding ``redis://:PW@host:6379/0`` leaves the password field empty, so Airflow's
+    masker knows nothing to hide, and redis-py names the host (password included) in its errors.
+    """
+    texts = [conn.host or "", *(value for value in extra.values() if isinstance(value, str))]
+    secrets = [secret for text in texts for secret in userinfo_secrets(text)]
+    if not secrets:
+        return
+    from airflow_provider_norce.hooks.norce import _mask
+
+    for secret in secrets:
+        _mask(secret)
 
 
 def _connection(redis_conn_id: str, norce_conn_id: str) -> Any:

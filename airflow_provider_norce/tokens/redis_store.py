@@ -37,6 +37,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from airflow_provider_norce.exceptions import NorceError
+from airflow_provider_norce.redaction import strip_userinfo
 from airflow_provider_norce.tokens.cache import (
     SETTLED_MARGIN,
     TOKEN_BURST,
@@ -185,7 +186,7 @@ class RedisTokenStore:
             raise ValueError("lock_ttl and wake_interval must be positive")
         #: ``Any``: redis-py types every command as "a value or an awaitable" (one class for sync and async).
         self.client: Any = client
-        self.where = where
+        self.where = strip_userinfo(where)
         self.prefix = prefix
         self.lock_ttl = lock_ttl
         self.lock_timeout = lock_timeout

@@ -99,6 +99,53 @@ def test_object_storage_paths_are_named_like_their_uri():
     assert file_dataset(path) == ("s3://bucket", "orders/o.jsonl")
 
 
+URI_SECRET = "wJalrXUtnFEMI/K7MDENG+bPxRfiCY"  # an AWS-shaped secret key: it holds '/'
+
+
+@pytest.mark.parametrize(
+    ("uri", "expected"),
+    [
+        (f"s3://AKIAEXAMPLE:{URI_SECRET}@bucket/key", ("s3://bucket", "key")),
+        (f"s3://AKIAEXAMPLE:{URI_SECRET}@bucket/orders/o.jsonl", ("s3://bucket", "orders/o.jsonl")),
+        (f"s3a://AKIAEXAMPLE:{URI_SECRET}@bucket", ("s3://bucket", "")),
+        (f"gcs://user:{URI_SECRET}@bucket/o.jsonl?x=1", ("gs://bucket", "o.jsonl")),
+        (f"abfs://user:{URI_SECRET.replace('/', '%2F')}@container/o.jsonl", ("abfs://container", "o.jsonl")),
+        (f"s3://user:{URI_SECRET}?k#f@bucket/k", ("s3://bucket", "k")),
+        (f"file://user:{URI_SECRET}@nas1/data/o.jsonl", ("file://nas1", "/data/o.jsonl")),
+        (
+            "s3://bucket/orders/by@mail.jsonl",
+            ("s3://bucket", "orders/by@mail.jsonl"),
+        ),  # an '@' in a key stays
+        (
+            "hdfs://namenode:8020/data/o.jsonl",
+            ("hdfs://namenode:8020", "data/o.jsonl"),
+        ),  # a port is not a secret
+    ],
+)
+def test_file_datasets_never_carry_userinfo(uri, expected):
+    namespace, name = file_dataset(uri)
+    assert (namespace, name) == expected
+    for part in [*URI_SECRET.split("/"), "AKIAEXAMPLE", "user:"]:
+        assert part not in namespace and part not in name
+
+
+@pytest.mark.parametrize(
+    "uri",
+    [
+        f"s3://AKIAEXAMPLE:{URI_SECRET}@bucket/a@b.jsonl",  # which '@' ends the password?
+        "s3://AKIAEXAMPLE:1234/secret@bucket/key",  # a port, or a password that starts with digits?
+        f"s3://AKIAEXAMPLE:sec@ret/{URI_SECRET}@bucket/key",
+    ],
+)
+def test_credentials_that_cannot_be_separated_are_refused_without_naming_them(uri):
+    from airflow_provider_norce.redaction import UnseparableCredentials
+
+    with pytest.raises(UnseparableCredentials) as info:
+        file_dataset(uri)
+    for part in [*URI_SECRET.split("/"), "AKIAEXAMPLE", "1234", "secret"]:
+        assert part not in str(info.value)
+
+
 # -- what the operators report (OpenLineage provider installed; the connection is read, never called) --
 
 
@@ -201,3 +248,25 @@ def test_single_call_reports_what_it_reads_or_writes(acme):
     ]
     other = NorceOperator(task_id="other", endpoint="GetApplication")
     assert as_json(other.get_openlineage_facets_on_start()) == {"inputs": [], "outputs": [], "run": {}}
+
+
+def test_an_items_path_with_unseparable_credentials_is_left_out_with_a_warning(acme, caplog):
+    import logging
+
+    from airflow_provider_norce.operators.connect import NorceConnectImportOperator
+
+    op = NorceConnectImportOperator(
+        task_id="load",
+        import_method="Product/ImportOnhands",
+        items_path=f"s3://AKIAEXAMPLE:{URI_SECRET}@feeds/on@hands.jsonl",
+        connect_header={"AccountId": 1},
+    )
+    with caplog.at_level(logging.WARNING, logger="airflow_provider_norce.lineage"):
+        start = as_json(op.get_openlineage_facets_on_start())
+    assert start["inputs"] == []
+    assert [(d["namespace"], d["name"]) for d in start["outputs"]] == [
+        ("norce://acme.stage", "connect/Product/ImportOnhands")
+    ]
+    assert "left out of the lineage" in caplog.text and "'load'" in caplog.text
+    for part in [*URI_SECRET.split("/"), "AKIAEXAMPLE"]:
+        assert part not in caplog.text

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import json
 import logging
@@ -406,3 +407,61 @@ def test_readers_do_not_queue_behind_the_lock_when_a_fresh_token_is_on_disk(stor
         store.save(KEY, token(clock, "due", lifetime=1.0))  # due soon: the reader must take the lock to fetch
         with pytest.raises(NorceError, match="for more than"):
             TokenCache(clock=clock).get(KEY, fetcher(clock, "blocked"), store)
+
+
+def _returns_within(seconds: float, call, unblock) -> object:
+    """``call()``'s result, failing the test if it has not returned after ``seconds`` (then ``unblock()``
+    lets the stuck thread go, so it does not outlive the test)."""
+    import threading
+
+    result: list[object] = []
+    errors: list[BaseException] = []
+
+    def run() -> None:
+        try:
+            result.append(call())
+        except BaseException as err:
+            errors.append(err)
+
+    thread = threading.Thread(target=run, daemon=True)
+    thread.start()
+    thread.join(seconds)
+    if thread.is_alive():
+        unblock()
+        thread.join(5)
+        pytest.fail(f"did not return within {seconds} s (blocked opening a FIFO)")
+    if errors:
+        raise errors[0]
+    return result[0]
+
+
+def _release_fifo_readers(*paths) -> None:
+    """Open each FIFO for writing without blocking: a reader stuck in ``open()`` then gets EOF."""
+    for path in paths:
+        with contextlib.suppress(OSError):
+            os.close(os.open(path, os.O_WRONLY | os.O_NONBLOCK))
+
+
+def test_a_fifo_in_the_store_is_ignored_and_removed_without_blocking(store, store_dir, clock, caplog):
+    token_path, state_path, lock_path = (
+        store_dir / f"{KEY}.token",
+        store_dir / "limiter.state",
+        store_dir / f"{KEY}.lock",
+    )
+    for path in (token_path, state_path, lock_path):
+        os.mkfifo(path, 0o600)
+    with caplog.at_level(logging.WARNING):
+        loaded = _returns_within(5, lambda: store.load(KEY), lambda: _release_fifo_readers(token_path))
+    assert loaded is None
+    assert not token_path.exists()  # an untrusted entry: removed
+    assert "ignoring" in caplog.text and "token" in caplog.text
+
+    got = _returns_within(
+        5,
+        lambda: TokenCache(clock=clock).get(KEY, fetcher(clock, "fresh"), store),
+        lambda: _release_fifo_readers(state_path, lock_path),
+    )
+    assert got.access_token == "fresh"
+    for path in (token_path, state_path, lock_path):
+        assert not path.exists() or os.path.isfile(path)  # replaced by a private file of ours, or gone
+    assert store.load(KEY).access_token == "fresh"

@@ -87,3 +87,45 @@ def test_json_null_in_every_extra_is_unset():
     """The UI's form saves every field left empty as null: that means the provider's default."""
     nulls = dict.fromkeys((*KNOWN_EXTRAS, *RENAMED_EXTRAS))
     assert config(**nulls) == config()
+
+
+#: An extra of each kind the connection reads, with two different values each.
+CONFLICTS = {
+    "auth_url": ("https://id.example.com/connect/token", "https://evil.example.com/connect/token"),
+    "auth_cache": ("redis", "machine"),
+    "auth_cache_conn_id": ("redis_tokens", "redis_other"),
+    "token_url": ("https://id.example.com/connect/token", "https://evil.example.com/connect/token"),
+    "environment": ("stage", "production"),
+    "scope": ("stage", "prod"),
+    "application_id": ("42", "43"),
+}
+
+
+@pytest.mark.parametrize("name", sorted(CONFLICTS))
+@pytest.mark.parametrize("prefixed_first", [True, False])
+def test_prefixed_and_unprefixed_extras_with_different_values_are_refused_naming_both(name, prefixed_first):
+    """Which one won depended on the JSON's key order: where the client secret is posted, for ``auth_url``."""
+    a, b = CONFLICTS[name]
+    pairs = [(f"extra__norce__{name}", a), (name, b)]
+    extra = dict(pairs if prefixed_first else pairs[::-1])
+    with pytest.raises(NorceConnectionConfigError) as info:
+        config(**extra)
+    message = str(info.value)
+    assert "'norce_renamed'" in message and f"'{name}'" in message and f"'extra__norce__{name}'" in message
+    assert "different values" in message and a not in message and b not in message
+    assert info.value.field == name
+
+
+@pytest.mark.parametrize("name", sorted(CONFLICTS))
+def test_prefixed_and_unprefixed_extras_with_one_value_or_one_unset_are_read(name):
+    value = CONFLICTS[name][0]
+    expected = config(**{name: value})
+    assert config(**{f"extra__norce__{name}": value, name: value}) == expected
+    assert config(**{f"extra__norce__{name}": None, name: value}) == expected
+    assert config(**{name: "", f"extra__norce__{name}": value}) == expected
+
+
+def test_a_url_error_never_shows_a_password_holding_a_slash():
+    with pytest.raises(NorceConnectionConfigError) as info:
+        config(auth_url="https://user:pa55/word@id.example.com/connect/token")
+    assert "pa55" not in str(info.value) and "word" not in str(info.value)

@@ -112,3 +112,65 @@ def test_stage_and_storm_have_no_fallback(requests_mock, hook_factory, set_conn,
     with pytest.raises(NorceAuthError):
         hook_factory().get_access_token()
     assert scopes_sent(token) == expected
+
+
+STORM_TOKEN_URL = "https://identity.storm.io/1.0/connect/token"
+
+
+def granting(requests_mock, url: str, accepted: tuple[str, ...]):
+    """A token endpoint that grants each scope of ``accepted`` its own token (``tok-<scope>``)."""
+
+    def answer(request, context):
+        scope = parse_qs(request.text).get("scope", [""])[0]
+        if scope in accepted:
+            return token_body(f"tok-{scope}")
+        context.status_code = 400
+        return {"error": "invalid_scope"}
+
+    return requests_mock.post(url, json=answer)
+
+
+def test_storm_stage_after_production_asks_for_and_sends_its_own_token(requests_mock, hook_factory, set_conn):
+    """Storm has one token URL for every environment: production's scope is never handed to stage."""
+    storm = {"platform": "storm", "application_id": "42", "token_cache": "process"}
+    set_conn("storm_prod", host="", extra={**storm, "environment": "production"})
+    set_conn("storm_stage", host="", extra={**storm, "environment": "stage"})
+    token = granting(requests_mock, STORM_TOKEN_URL, ("production", "lab"))
+    prod_api = requests_mock.get("https://connect.storm.io/4.0/api/Products/ListProducts", json={})
+    stage_api = requests_mock.get("https://connect.lab.storm.io/4.0/api/Products/ListProducts", json={})
+
+    hook_factory(norce_conn_id="storm_prod").run("https://connect.storm.io/4.0/api/Products/ListProducts")
+    stage = hook_factory(norce_conn_id="storm_stage")
+    stage.run("https://connect.lab.storm.io/4.0/api/Products/ListProducts")
+
+    assert scopes_sent(token) == ["production", "lab"]
+    assert stage.scope == "lab"
+    assert prod_api.last_request.headers["Authorization"] == "Bearer tok-production"
+    assert stage_api.last_request.headers["Authorization"] == "Bearer tok-lab"
+
+
+def test_commerce_connections_sharing_an_auth_url_keep_their_own_scope(requests_mock, hook_factory, set_conn):
+    """One client id, one ``auth_url``: the production spelling found by fallback stays production's."""
+    shared = {
+        "auth_url": "https://auth.example.com/connect/token",
+        "application_id": "42",
+        "token_cache": "process",
+    }
+    set_conn("acme_prod", extra={**shared, "environment": "production"})
+    set_conn("acme_stage", extra={**shared, "environment": "stage"})
+    token = granting(requests_mock, "https://auth.example.com/connect/token", ("production", "stage"))
+    prod_orders = f"{BASE}/commerce/query/2.0/Orders/Orders"
+    stage_orders = "https://acme.api-se.stage.norce.tech/commerce/query/2.0/Orders/Orders"
+    prod_api = requests_mock.get(prod_orders, json={"value": []})
+    stage_api = requests_mock.get(stage_orders, json={"value": []})
+
+    prod = hook_factory(norce_conn_id="acme_prod")
+    prod.run("commerce/query/2.0/Orders/Orders")
+    stage = hook_factory(norce_conn_id="acme_stage")
+    stage.run("commerce/query/2.0/Orders/Orders")
+    prod.run("commerce/query/2.0/Orders/Orders")  # and the stage token never reaches production either
+
+    assert scopes_sent(token) == ["prod", "production", "stage"]
+    assert (prod.scope, stage.scope) == ("production", "stage")
+    assert stage_api.last_request.headers["Authorization"] == "Bearer tok-stage"
+    assert [r.headers["Authorization"] for r in prod_api.request_history] == ["Bearer tok-production"] * 2
