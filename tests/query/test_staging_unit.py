@@ -35,6 +35,10 @@ def a_plan(**changes) -> SlicePlan:
     return SlicePlan(**{**fields, **changes})
 
 
+#: A stored plan with a fixed id: the parameters below must be the same in every pytest-xdist worker.
+STORED = a_plan(plan_id="0123456789ab").to_json()
+
+
 def rows_of(index: int, count: int = 3) -> bytes:
     return b"".join(b'{"Id":%d}\n' % (index * 100 + n) for n in range(count))
 
@@ -156,19 +160,19 @@ def test_a_plan_that_cannot_be_read_fails_the_try_and_changes_nothing(staging, e
         b"null",
         b"42",
         b'{"version": 2}',
-        json.dumps({**a_plan().to_json(), "fingerprint": "0" * 16}).encode(),  # another export
-        json.dumps({**a_plan().to_json(), "version": 1}).encode(),
-        json.dumps({**a_plan().to_json(), "plan_id": "../../etc"}).encode(),
-        json.dumps({**a_plan().to_json(), "width": 0}).encode(),
-        json.dumps({**a_plan().to_json(), "low": True}).encode(),
-        json.dumps({**a_plan().to_json(), "high": "1001"}).encode(),
-        json.dumps({**a_plan().to_json(), "head_end": 0}).encode(),
-        json.dumps({**a_plan().to_json(), "extra": 1}).encode(),
-        json.dumps({**a_plan().to_json(), "checksum": None}).encode(),
+        json.dumps({**STORED, "fingerprint": "0" * 16}).encode(),  # another export
+        json.dumps({**STORED, "version": 1}).encode(),
+        json.dumps({**STORED, "plan_id": "../../etc"}).encode(),
+        json.dumps({**STORED, "width": 0}).encode(),
+        json.dumps({**STORED, "low": True}).encode(),
+        json.dumps({**STORED, "high": "1001"}).encode(),
+        json.dumps({**STORED, "head_end": 0}).encode(),
+        json.dumps({**STORED, "extra": 1}).encode(),
+        json.dumps({**STORED, "checksum": None}).encode(),
         # another valid plan, as an altered byte leaves it: it would adopt parts cut by other ranges
-        json.dumps({**a_plan().to_json(), "width": 110}).encode(),
-        json.dumps({**a_plan().to_json(), "head_end": 111}).encode(),
-        json.dumps({k: v for k, v in a_plan().to_json().items() if k != "checksum"}).encode(),
+        json.dumps({**STORED, "width": 110}).encode(),
+        json.dumps({**STORED, "head_end": 111}).encode(),
+        json.dumps({k: v for k, v in STORED.items() if k != "checksum"}).encode(),
     ],
 )
 def test_a_plan_not_of_this_export_empties_the_folder(staging, text):
