@@ -136,8 +136,8 @@ class SlicedExport:
                 except NorceUntrustedAnswerError as err:
                     self.staging.remove()
                     self.log.warning(
-                        "%s. Reading one page at a time instead, following Norce's @odata.nextLink (slower, "
-                        "every key checked for a row twice); set max_concurrency=1 to skip the key ranges",
+                        "%s. Reading one page at a time instead, following Norce's @odata.nextLink (slower; "
+                        "every key is checked for a row twice)",
                         err,
                     )
                     record = self._read_pages(stream, err.behaviour)
@@ -178,8 +178,7 @@ class SlicedExport:
                 plan.count,
             )
         todo = [key_range for key_range in plan.ranges() if key_range.index not in done]
-        sliced = self.progress is not None and self.concurrency > 1
-        if sliced and self.progress is not None:
+        if self.progress is not None and self.concurrency > 1:
             self.progress.counter("slices", len(done), plan.count)
         self._read(plan, todo)
         parts = self.staging.parts(plan, verify=False)
@@ -313,8 +312,16 @@ class SlicedExport:
     def _read_pages(self, stream: IO[bytes], behaviour: str) -> ExportRecord:
         """The fallback: every page Norce links, one at a time, each key checked for a row twice."""
         writer = make_writer(self.file_format, stream, self.columns)
-        seen = read_pages(self.hook, self.endpoint, self.params, self.key, self.where, self._count, writer,
-                          strip_key=self.strip_key)  # fmt: skip
+        seen = read_pages(
+            self.hook,
+            self.endpoint,
+            self.params,
+            self.key,
+            self.where,
+            self._count,
+            writer,
+            strip_key=self.strip_key,
+        )
         return ExportRecord(
             writer.rows, self.pages, NEXT_LINK, self.key, seen.first, seen.last, fallback=behaviour
         )
